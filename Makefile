@@ -1,0 +1,53 @@
+# securexport — everything a fresh machine needs comes from here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CACHE  := .cache
+STAMP  := $(VENV)/.installed
+
+.PHONY: all demo test lint typecheck pytest bench fuzz system-deps vectors clean docs-cli
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the tests use as independent checkers and as a real database server.
+system-deps:
+	bash scripts/install-system-deps.sh
+
+# External test vectors: fetched, never committed (DESIGN.md §10).
+vectors: $(STAMP)
+	bash scripts/fetch-vectors.sh $(CACHE)/vectors
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check securexport tests scripts
+	$(BIN)/ruff format --check securexport tests scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	SECUREXPORT_VECTORS=$(CURDIR)/$(CACHE)/vectors $(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+
+test: system-deps $(STAMP) vectors lint typecheck pytest
+
+bench: system-deps $(STAMP)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py $(FUZZ_ARGS)
+
+docs-cli: $(STAMP)
+	$(BIN)/python scripts/gen_cli_docs.py > docs/cli.md
+
+clean:
+	rm -rf $(VENV) $(CACHE) demo-output bench-output .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs, only when something is missing.
+set -euo pipefail
+need=()
+command -v age >/dev/null 2>&1 || need+=(age)
+command -v 7z >/dev/null 2>&1 || need+=(p7zip-full)
+command -v bsdtar >/dev/null 2>&1 || need+=(libarchive-tools)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
+command -v dbus-run-session >/dev/null 2>&1 || need+=(dbus dbus-daemon)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+echo "system packages: installing ${need[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "securexport: error: missing Debian packages ${need[*]} and not root" >&2; exit 1; fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "system packages: installed"

@@ -1,0 +1,141 @@
+"""The outside world, injected: clock, terminal detection, streams, passphrases, home.
+
+Tests build an :class:`Environment` directly instead of monkeypatching; the CLI builds the real
+one with :func:`Environment.from_os`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import platformdirs
+
+from securexport.errors import FileError, KeyUnavailableError, UsageError
+from securexport.fsutil import ensure_private_dir
+
+PASSPHRASE_FILE_VAR = "SECUREXPORT_PASSPHRASE_FILE"
+HOME_VAR = "SECUREXPORT_HOME"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Home:
+    """``$SECUREXPORT_HOME``: trust store, key files, ledger, config.  Directories are 0700."""
+
+    path: Path
+
+    @property
+    def allowed_signers(self) -> Path:
+        return self.path / "allowed_signers"
+
+    @property
+    def trusted_logs(self) -> Path:
+        return self.path / "trusted_logs"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.path / "keys"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.path / "ledger.db"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def revocations_dir(self) -> Path:
+        return self.path / "revocations"
+
+    def ensure(self) -> Home:
+        ensure_private_dir(self.path)
+        ensure_private_dir(self.keys_dir)
+        return self
+
+    @classmethod
+    def resolve(cls, explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Home:
+        if explicit:
+            return cls(Path(explicit).expanduser().absolute())
+        if environ.get(HOME_VAR):
+            return cls(Path(environ[HOME_VAR]).expanduser().absolute())
+        return cls(Path(platformdirs.user_data_dir("securexport", appauthor=False)))
+
+
+@dataclass
+class Environment:
+    """Everything securexport reads from the world besides its arguments."""
+
+    home: Home
+    now: Callable[[], datetime] = _utc_now
+    stdin_isatty: bool = False
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stderr_isatty: bool = False
+    interactive: bool = True  # False with --no-input: never prompt
+    passphrase_file: str | None = None
+    prompt: Callable[[str], str] | None = None  # reads a passphrase from the terminal
+    keystore: str = "auto"  # auto | keyring | file
+    _notices: set[str] = field(default_factory=set)
+
+    def notice(self, message: str) -> None:
+        """Print a one-line notice on stderr, once per process."""
+        if message not in self._notices:
+            self._notices.add(message)
+            print(f"securexport: notice: {message}", file=self.stderr)
+
+    def warn(self, message: str) -> None:
+        print(f"securexport: warning: {message}", file=self.stderr)
+
+    def passphrase(self, purpose: str, *, confirm: bool = False) -> bytes:
+        """The passphrase: first line of ``$SECUREXPORT_PASSPHRASE_FILE``, or the terminal.
+
+        Never from a flag or an environment value (DESIGN.md §6).
+        """
+        if self.passphrase_file:
+            try:
+                with open(self.passphrase_file, "rb") as fh:
+                    first = fh.readline()
+            except OSError as exc:
+                raise FileError(
+                    f"cannot read the passphrase file named by {PASSPHRASE_FILE_VAR}: "
+                    f"{exc.strerror}"
+                ) from exc
+            phrase = first.rstrip(b"\r\n") if first.endswith(b"\n") else first
+            if not phrase:
+                raise KeyUnavailableError(f"the passphrase file named by {PASSPHRASE_FILE_VAR} is empty")
+            return phrase
+        if not self.interactive or not self.stdin_isatty or self.prompt is None:
+            raise KeyUnavailableError(
+                f"a passphrase is needed to {purpose}, and there is no terminal to ask",
+                hint=f"run in a terminal, or set {PASSPHRASE_FILE_VAR} to a 0600 file holding it",
+            )
+        first_entry = self.prompt(f"Passphrase to {purpose}: ")
+        if confirm and self.prompt(f"Confirm passphrase to {purpose}: ") != first_entry:
+            raise UsageError("the passphrases do not match")
+        if not first_entry:
+            raise KeyUnavailableError("an empty passphrase is not accepted")
+        return first_entry.encode()
+
+    @classmethod
+    def from_os(cls, *, home: str | None = None, interactive: bool = True) -> Environment:
+        environ = os.environ
+        return cls(
+            home=Home.resolve(home, environ),
+            stdin_isatty=sys.stdin.isatty(),
+            stderr=sys.stderr,
+            stderr_isatty=sys.stderr.isatty(),
+            interactive=interactive,
+            passphrase_file=environ.get(PASSPHRASE_FILE_VAR) or None,
+            prompt=lambda text: getpass.getpass(text, stream=sys.stderr),
+            keystore=environ.get("SECUREXPORT_KEYSTORE", "auto"),
+        )

@@ -1,0 +1,31 @@
+"""Resource limits as data: one frozen dataclass with safe defaults, passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds checked *before* work is done on untrusted input (DESIGN.md §12)."""
+
+    max_bundle_bytes: int = 64 * GiB
+    max_bundle_entries: int = 16  # outer bundle: the fixed member names, plus cosignatures
+    max_payload_entries: int = 64
+    max_manifest_bytes: int = 4 * MiB
+    max_approval_bytes: int = 1 * MiB
+    max_signature_bytes: int = 16 * KiB
+    max_receipt_bytes: int = 256 * KiB
+    max_key_file_bytes: int = 64 * KiB
+    max_expansion_ratio: int = 1000  # uncompressed / compressed size of one payload entry
+    max_recipients: int = 64
+    max_scrypt_log_n: int = 18  # age's default cost is the ceiling (DESIGN.md §9)
+    max_row_cap: int = 100_000_000
+    max_cell_bytes: int = 16 * MiB
+
+
+DEFAULT_LIMITS = Limits()
