@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# make demo: the whole job on the embedded SQLite default, one role at a time.
+# Each role has its own home (as it would on its own machine); files travel between them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SX=".venv/bin/securexport"
+OUT="demo-output"
+rm -rf "$OUT"
+mkdir -p "$OUT/homes"
+chmod 700 "$OUT"
+
+say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run()  { printf '$ securexport %s\n' "$*"; "$SX" "$@"; }
+
+# Headless machines have no OS keyring: key files are passphrase-encrypted (age scrypt format).
+printf 'demo passphrase - use a real one\n' > "$OUT/passphrase"
+chmod 600 "$OUT/passphrase"
+export SECUREXPORT_PASSPHRASE_FILE="$PWD/$OUT/passphrase"
+export SECUREXPORT_KEYSTORE=file
+OWNER=(--home "$OUT/homes/owner")
+EXPORTER=(--home "$OUT/homes/exporter")
+FORCE=(--home "$OUT/homes/wmp-iom")
+AUDIT=(--home "$OUT/homes/wmp-audit")
+
+say "1. A synthetic offender-tracking database (the source system)"
+.venv/bin/python -m securexport.synthetic "$OUT/offenders.db" --people 30000
+DB="sqlite:///$PWD/$OUT/offenders.db"
+
+say "2. Everyone creates an identity (age key to receive, Ed25519 key to sign)"
+run "${OWNER[@]}" keys new home-office-iao
+run "${EXPORTER[@]}" keys new pa-analyst
+run "${FORCE[@]}" keys new wmp-iom
+run "${AUDIT[@]}" keys new wmp-audit
+
+say "3. The exporter's ledger key (its verifier key goes into the approval)"
+run "${EXPORTER[@]}" ledger key > "$OUT/exporter-ledger.vkey"
+cat "$OUT/exporter-ledger.vkey"
+
+say "4. The data owner creates the pseudonym key and trusts their own approver key"
+printf '$ securexport pseudonym-key new wmp-iom-2026 --json\n'
+"$SX" "${OWNER[@]}" --json pseudonym-key new wmp-iom-2026 | tee "$OUT/pseudonym-key.json"
+KEY_CHECK=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["key_check"])' "$OUT/pseudonym-key.json")
+"$SX" "${OWNER[@]}" keys export home-office-iao > "$OUT/owner.pub"
+for home in owner exporter wmp-iom wmp-audit; do
+  "$SX" --home "$OUT/homes/$home" -q trust add home-office-iao "$OUT/owner.pub" --role approver
+done
+echo "every role now trusts home-office-iao as an approver"
+
+say "5. The data owner writes the approval (minimised columns, k = 5, two recipients)"
+.venv/bin/python scripts/demo_approval.py "$OUT" "$KEY_CHECK" > "$OUT/ppo-extract.toml"
+sed -n '1,200p' "$OUT/ppo-extract.toml"
+run "${OWNER[@]}" approval check "$OUT/ppo-extract.toml" || true
+run "${OWNER[@]}" approval sign "$OUT/ppo-extract.toml" --as home-office-iao
+run "${OWNER[@]}" approval check "$OUT/ppo-extract.toml"
+
+say "6. The data owner plans it against the source: counts, k, suppression — no data written"
+run "${OWNER[@]}" approval plan "$OUT/ppo-extract.toml" --source "$DB"
+
+say "7. The pseudonym key travels to the exporter, encrypted to the exporter's age key"
+ANALYST_AGE=$("$SX" "${EXPORTER[@]}" keys export pa-analyst --age)
+run "${OWNER[@]}" pseudonym-key export wmp-iom-2026 --to "$ANALYST_AGE" --approval "$OUT/ppo-extract.toml" -o "$OUT/wmp-iom-2026.key.age"
+run "${EXPORTER[@]}" pseudonym-key import "$OUT/wmp-iom-2026.key.age"
+
+say "8. The exporter runs the approved export"
+run "${EXPORTER[@]}" export "$OUT/ppo-extract.toml" --source "$DB" --as pa-analyst -o "$OUT/ppo-extract.sxb"
+ls -l "$OUT/ppo-extract.sxb"
+
+say "9. Anyone can inspect the manifest (no record values in it)"
+run "${OWNER[@]}" inspect "$OUT/ppo-extract.sxb"
+
+say "10. The data owner verifies the bundle without decrypting it"
+run "${OWNER[@]}" verify "$OUT/ppo-extract.sxb"
+
+say "11. The recipient verifies and decrypts with their own key"
+run "${FORCE[@]}" decrypt "$OUT/ppo-extract.sxb" --as wmp-iom -o "$OUT/extract"
+echo "first rows of $OUT/extract/data/offenders.csv:"
+head -n 6 "$OUT/extract/data/offenders.csv"
+
+say "12. Someone who is not a recipient cannot open it"
+"$SX" --home "$OUT/homes/exporter" decrypt "$OUT/ppo-extract.sxb" --as pa-analyst -o "$OUT/not-for-me" && exit 1 || echo "(refused with exit code $?, as it should be)"
+
+say "13. The exporter's ledger: every export logged, verifiable"
+run "${EXPORTER[@]}" ledger list
+run "${EXPORTER[@]}" ledger verify
+
+say "Done. Everything is in $OUT/."

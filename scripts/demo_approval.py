@@ -1,0 +1,120 @@
+"""Writes the demo approval, filling in the keys the demo just created."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+key_check = sys.argv[2]
+sx = ".venv/bin/securexport"
+
+
+def show(home: str, name: str) -> dict[str, str]:
+    result = subprocess.run(
+        [sx, "--home", str(out / "homes" / home), "--json", "keys", "show", name],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(result.stdout)
+
+
+analyst = show("exporter", "pa-analyst")
+force = show("wmp-iom", "wmp-iom")
+audit = show("wmp-audit", "wmp-audit")
+ledger_key = (out / "exporter-ledger.vkey").read_text().strip()
+
+print(f'''schema = "securexport.approval/1"
+
+[approval]
+id          = "APR-2026-0042"
+title       = "PPO extract for a force's offender-management unit"
+purpose     = "Monthly list of prolific offenders released in the force area, for caseload tasking."
+legal_basis = "DPA 2018 Part 3 s.35"
+not_before  = 2026-01-01T00:00:00Z
+expires     = 2027-01-31T23:59:59Z
+max_runs    = 12
+
+[source]
+dataset  = "offenders"
+entity   = "offender_id"
+database_id = "offender-tracking-demo"
+
+[[source.filter]]
+column = "force_code"
+op     = "eq"
+value  = "WMP"
+
+[[source.filter]]
+column = "release_date"
+op     = "not_null"
+
+[limits]
+row_cap  = 20000
+min_rows = 10
+
+[pseudonymisation]
+key_id    = "wmp-iom-2026"
+key_check = "{key_check}"
+
+[[column]]
+name      = "offender"
+source    = "offender_id"
+transform = "pseudonym"
+role      = "identifier"
+justification = "links monthly extracts for the same person without revealing the PNC id"
+
+[[column]]
+name        = "birth_year"
+source      = "date_of_birth"
+transform   = "date_trunc"
+granularity = "year"
+
+[[column]]
+name      = "district"
+source    = "postcode"
+transform = "postcode_trunc"
+level     = "district"
+on_invalid = "null"
+
+[[column]]
+name      = "convictions"
+source    = "conviction_count"
+transform = "top_code"
+max       = 30
+role      = "sensitive"
+
+[[column]]
+name        = "release_quarter"
+source      = "release_date"
+transform   = "date_trunc"
+granularity = "quarter"
+
+[privacy]
+quasi_identifiers = ["birth_year", "district", "release_quarter"]
+k = 5
+on_violation = "suppress"
+max_suppressed_fraction = 0.6
+
+[output]
+format = "csv"
+
+[[recipients]]
+name = "wmp-iom"
+age  = "{force["age_recipient"]}"
+
+[[auditors]]
+name = "wmp-audit"
+age  = "{audit["age_recipient"]}"
+
+[[exporters]]
+name   = "pa-analyst"
+ssh    = "{analyst["signing_key"]}"
+age    = "{analyst["age_recipient"]}"
+ledger = "{ledger_key}"
+
+[conditions]
+retention      = "Delete 90 days after receipt."
+onward_sharing = "None without the data owner's written agreement."
+''')

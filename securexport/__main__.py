@@ -1,0 +1,3 @@
+from securexport.cli import entry
+
+entry()

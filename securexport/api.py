@@ -1,0 +1,1090 @@
+"""The recipes users and the CLI call: approvals, plan, export, inspect, verify, decrypt, ledger.
+
+Typed and usable from Python without click.  Each function takes an :class:`Environment` (clock,
+streams, home, passphrase source) and returns a result object; the CLI only renders it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from securexport import __version__, content, policy, transforms
+from securexport._crypto import agefile, sshsig
+from securexport.approval import Approval, RelativeDate, approval_template, parse_approval
+from securexport.bundle import (
+    APPROVAL,
+    APPROVAL_SIG,
+    KEY_FILE,
+    MANIFEST,
+    MANIFEST_SIG,
+    PAYLOAD,
+    README,
+    RECEIPT,
+    OpenedBundle,
+    PayloadWriter,
+    check_payload,
+    extract_payload,
+    new_payload_password,
+    open_bundle,
+    readme_text,
+    write_bundle,
+)
+from securexport.environment import Environment
+from securexport.errors import (
+    FileError,
+    KeyUnavailableError,
+    PolicyError,
+    SecurexportError,
+    UsageError,
+    VerificationError,
+)
+from securexport.fsutil import PRIVATE_FILE, atomic_write, ensure_private_dir, partial_output
+from securexport.keys import KeyStore
+from securexport.limits import DEFAULT_LIMITS, Limits
+from securexport.manifest import SCHEMA as MANIFEST_SCHEMA
+from securexport.manifest import Manifest, canonical_bytes, parse_manifest
+from securexport.privacy import ClassCounter, PrivacyOutcome, evaluate
+from securexport.privacy import check as check_privacy
+from securexport.source import BuiltQuery, Snapshot, build_query, open_source
+from securexport.trust import TrustStore
+
+ProgressFactory = Callable[[int, str], Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _read_file(path: Path, limit: int, what: str) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise FileError(f"{what} {path} is larger than the limit ({limit} bytes)")
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise FileError(f"{what} {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise FileError(f"{what} {path} is a directory") from exc
+    except OSError as exc:
+        raise FileError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _signature_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sig")
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_param(value: object) -> object:
+    """A bound SQL parameter as it is recorded in the manifest (no floats)."""
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_param(v) for v in value]
+    return str(value)
+
+
+def _trust(env: Environment) -> TrustStore:
+    return TrustStore(env.home)
+
+
+def _approver_lookup(store: TrustStore) -> Callable[[Any], str | None]:
+    def lookup(key: Any) -> str | None:
+        found = store.approver_for(key)
+        return found.name if found else None
+
+    return lookup
+
+
+def _keystore(env: Environment) -> KeyStore:
+    return KeyStore(env, scrypt_log_n=_config_int(env, "scrypt_log_n", 18))
+
+
+def _config_int(env: Environment, key: str, default: int) -> int:
+    """``[keys] scrypt_log_n`` from config.toml (documented; tests lower it for speed)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(env.home.config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return default
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FileError(f"cannot read {env.home.config_path}: {exc}") from exc
+    value = data.get("keys", {}).get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise UsageError(f"{env.home.config_path}: keys.{key} must be an integer")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# approvals
+
+
+def init_approval() -> str:
+    """A commented approval template to fill in."""
+    return approval_template()
+
+
+@dataclass(frozen=True)
+class ApprovalCheck:
+    approval: Approval
+    signed: bool
+    signer: str | None
+    window: str  # "valid", "not yet valid", "expired"
+    problems: tuple[str, ...]
+
+
+def check_approval(path: Path, env: Environment, limits: Limits = DEFAULT_LIMITS) -> ApprovalCheck:
+    """Parse strictly; report signature and validity without refusing on them."""
+    raw = _read_file(path, limits.max_approval_bytes, "approval")
+    approval = parse_approval(raw)
+    problems: list[str] = []
+    signer: str | None = None
+    sig_path = _signature_path(path)
+    signed = sig_path.exists()
+    if signed:
+        try:
+            sig = _read_file(sig_path, limits.max_signature_bytes, "signature")
+            signer = policy.load_signed_approval(
+                raw, sig, _approver_lookup(_trust(env)), limits
+            ).signer_name
+        except SecurexportError as exc:
+            problems.append(exc.message)
+    else:
+        problems.append("not signed")
+    now = env.now()
+    window = "valid"
+    if now < approval.not_before:
+        window = "not yet valid"
+    elif now > approval.expires:
+        window = "expired"
+    if window != "valid":
+        problems.append(f"validity window: {window}")
+    return ApprovalCheck(approval, signed, signer, window, tuple(problems))
+
+
+def sign_approval(
+    path: Path, as_name: str, env: Environment, limits: Limits = DEFAULT_LIMITS
+) -> Path:
+    """Parse strictly, warn if the window is over, write the detached SSHSIG to FILE.sig."""
+    raw = _read_file(path, limits.max_approval_bytes, "approval")
+    approval = parse_approval(raw)
+    if env.now() > approval.expires:
+        env.warn(f"approval {approval.id} has already expired; signing it anyway")
+    store = _keystore(env)
+    signature = sshsig.sign(store.signing_key(as_name), raw, sshsig.NAMESPACE_APPROVAL)
+    sig_path = _signature_path(path)
+    atomic_write(sig_path, signature, mode=0o644)
+    return sig_path
+
+
+def _load_for_run(
+    approval_path: Path, env: Environment, limits: Limits
+) -> tuple[policy.SignedApproval, bytes, bytes]:
+    raw = _read_file(approval_path, limits.max_approval_bytes, "approval")
+    sig_path = _signature_path(approval_path)
+    sig = (
+        _read_file(sig_path, limits.max_signature_bytes, "signature") if sig_path.exists() else None
+    )
+    signed = policy.load_signed_approval(raw, sig, _approver_lookup(_trust(env)), limits)
+    assert sig is not None
+    return signed, raw, sig
+
+
+# ---------------------------------------------------------------------------------------------
+# the data path shared by plan and export
+
+
+@dataclass
+class _Compiled:
+    approval: Approval
+    query: BuiltQuery
+    columns: list[Callable[[object], object]]
+    source_index: list[int]
+    entity_index: int
+    qi_positions: list[int]  # positions in approval.columns
+    pass1_positions: list[int]  # columns evaluated in the counting pass
+
+
+def _compile(approval: Approval, query: BuiltQuery, ctx: transforms.RunContext) -> _Compiled:
+    selected = list(query.selected)
+    names = [c.name for c in approval.columns]
+    qi = [names.index(q) for q in approval.privacy.quasi_identifiers] if approval.privacy else []
+    pass1 = sorted(
+        set(qi) | {i for i, c in enumerate(approval.columns) if c.on_invalid == "suppress_row"}
+    )
+    return _Compiled(
+        approval=approval,
+        query=query,
+        columns=[transforms.compile_column(c, ctx) for c in approval.columns],
+        source_index=[selected.index(c.source) for c in approval.columns],
+        entity_index=selected.index(approval.entity),
+        qi_positions=qi,
+        pass1_positions=pass1,
+    )
+
+
+def _invalid(exc: transforms.InvalidValueError, row_number: int) -> PolicyError:
+    return PolicyError(f"row {row_number}: {exc.message}", hint=exc.hint)
+
+
+@dataclass(frozen=True)
+class _Counts:
+    matching: int
+    invalid_suppressed: int
+    outcome: PrivacyOutcome | None
+
+
+def _count_pass(snapshot: Snapshot, plan: _Compiled, progress: Any = None) -> _Counts:
+    approval = plan.approval
+    counter = ClassCounter()
+    matching = 0
+    invalid = 0
+    for batch in snapshot.stream(plan.query):
+        for row in batch:
+            matching += 1
+            if matching > approval.row_cap:
+                raise PolicyError(
+                    f"more than row_cap={approval.row_cap} rows match approval {approval.id}; "
+                    "nothing was exported",
+                    hint="the data owner must narrow the filters or raise the cap",
+                )
+            values: dict[int, object] = {}
+            suppressed = False
+            for pos in plan.pass1_positions:
+                try:
+                    value = plan.columns[pos](row[plan.source_index[pos]])
+                except transforms.InvalidValueError as exc:
+                    raise _invalid(exc, matching) from None
+                if value is transforms.SUPPRESS_ROW:
+                    suppressed = True
+                    break
+                values[pos] = value
+            if suppressed:
+                invalid += 1
+                continue
+            if plan.qi_positions:
+                counter.add(tuple(values[p] for p in plan.qi_positions), row[plan.entity_index])
+        if progress is not None:
+            progress.update(len(batch))
+    outcome = evaluate(counter, approval.privacy) if approval.privacy else None
+    return _Counts(matching=matching, invalid_suppressed=invalid, outcome=outcome)
+
+
+def _written_rows(counts: _Counts) -> int:
+    if counts.outcome is not None:
+        return counts.outcome.written_rows
+    return counts.matching - counts.invalid_suppressed
+
+
+def _check_counts(approval: Approval, counts: _Counts) -> None:
+    if counts.outcome is not None and approval.privacy is not None:
+        check_privacy(counts.outcome, approval.privacy)
+    written = _written_rows(counts)
+    if written < approval.min_rows:
+        raise PolicyError(
+            f"only {written} rows would be written, below min_rows={approval.min_rows}; "
+            "nothing was exported"
+        )
+
+
+def _plan_warnings(approval: Approval) -> list[str]:
+    warnings: list[str] = []
+    qis = set(approval.privacy.quasi_identifiers) if approval.privacy else set()
+    for col in approval.columns:
+        if (
+            col.name not in qis
+            and col.role != "sensitive"
+            and col.transform not in ("null", "constant")
+        ):
+            warnings.append(
+                f'column {col.name!r} is neither a quasi-identifier nor marked role = "sensitive"'
+            )
+    identifying = {approval.entity} | {
+        c.source
+        for c in approval.columns
+        if c.role in ("identifier", "direct_identifier") or c.transform == "pseudonym"
+    }
+    for flt in approval.filters:
+        if (
+            flt.column in identifying
+            and flt.value is not None
+            and not isinstance(flt.value, RelativeDate)
+        ):
+            warnings.append(
+                f"filter on identifying column {flt.column!r} compares it with a literal value, "
+                "which sits in the clear approval"
+            )
+    days = (approval.expires - approval.not_before).days
+    if days > 92:
+        warnings.append(f"the approval is valid for {days} days (more than 92)")
+    return warnings
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    approval_id: str
+    approval_sha256: str
+    signer: str
+    run_date: date
+    sql: str
+    matching_rows: int
+    row_cap: int
+    invalid_suppressed_rows: int
+    suppressed_rows: int
+    written_rows: int
+    min_rows: int
+    k: int | None
+    k_achieved: int | None
+    histogram: dict[int, int]
+    suppressed_classes: int
+    suppressed_fraction: str | None
+    verdict: str  # "ok" or the refusal message
+    warnings: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "approval": {
+                "id": self.approval_id,
+                "sha256": self.approval_sha256,
+                "signer": self.signer,
+            },
+            "run_date": self.run_date.isoformat(),
+            "query": self.sql,
+            "records": {
+                "matching": self.matching_rows,
+                "row_cap": self.row_cap,
+                "invalid_suppressed": self.invalid_suppressed_rows,
+                "suppressed": self.suppressed_rows,
+                "written": self.written_rows,
+                "min_rows": self.min_rows,
+            },
+            "k": self.k,
+            "k_achieved": self.k_achieved,
+            "class_sizes": {str(size): n for size, n in sorted(self.histogram.items())},
+            "suppressed_classes": self.suppressed_classes,
+            "suppressed_fraction": self.suppressed_fraction,
+            "verdict": self.verdict,
+            "warnings": self.warnings,
+        }
+
+
+def plan(
+    approval_path: Path, source_url: str, env: Environment, limits: Limits = DEFAULT_LIMITS
+) -> PlanReport:
+    """Show the data owner what an export would do, writing no data.
+
+    Needs no pseudonym key: class sizes do not change under a keyed one-to-one mapping, so a
+    throwaway key stands in.  A refusal (row cap, k, min rows) is reported, not raised.
+    """
+    signed, _raw, _sig = _load_for_run(approval_path, env, limits)
+    approval = signed.approval
+    now = env.now()
+    run_date = now.astimezone(UTC).date()
+    ctx = transforms.RunContext(
+        run_date=run_date, pseudonym_key=os.urandom(32), pseudonym_domain=approval.domain
+    )
+    with open_source(source_url) as source:
+        live = source.table_columns(approval.dataset)
+        query = build_query(approval, live, run_date, limit=approval.row_cap + 1)
+        compiled = _compile(approval, query, ctx)
+        verdict = "ok"
+        counts = _Counts(0, 0, None)
+        with source.snapshot() as snapshot:
+            try:
+                counts = _count_pass(snapshot, compiled)
+                _check_counts(approval, counts)
+            except PolicyError as exc:
+                verdict = exc.message
+    outcome = counts.outcome
+    warnings = _plan_warnings(approval)
+    if now > approval.expires or now < approval.not_before:
+        warnings.append("the approval is outside its validity window now")
+    return PlanReport(
+        approval_id=approval.id,
+        approval_sha256=approval.sha256,
+        signer=signed.signer_name,
+        run_date=run_date,
+        sql=query.sql,
+        matching_rows=counts.matching,
+        row_cap=approval.row_cap,
+        invalid_suppressed_rows=counts.invalid_suppressed,
+        suppressed_rows=outcome.suppressed_rows if outcome else 0,
+        written_rows=_written_rows(counts),
+        min_rows=approval.min_rows,
+        k=approval.privacy.k if approval.privacy else None,
+        k_achieved=outcome.k_achieved if outcome else None,
+        histogram=dict(outcome.histogram) if outcome else {},
+        suppressed_classes=outcome.suppressed_classes if outcome else 0,
+        suppressed_fraction=str(outcome.suppressed_fraction) if outcome else None,
+        verdict=verdict,
+        warnings=warnings,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    bundle: Path
+    export_id: str
+    run: int
+    rows_written: int
+    matching_rows: int
+    suppressed_rows: int
+    k_achieved: int | None
+    payload_sha256: str
+    ledger_index: int
+    manifest: dict[str, Any]
+
+
+class _CsvSink:
+    """csv.writer needs an object with write(); this one forwards to the encrypted entry."""
+
+    def __init__(self, entry: Any) -> None:
+        self.write = entry.write
+
+
+def _write_rows(
+    snapshot: Snapshot,
+    plan_: _Compiled,
+    outcome: PrivacyOutcome | None,
+    entry: Any,
+    progress: Any,
+) -> int:
+    approval = plan_.approval
+    names = [c.name for c in approval.columns]
+    columns = list(zip(plan_.columns, plan_.source_index, strict=True))
+    qi_positions = plan_.qi_positions
+    small = outcome.small_classes if outcome is not None else frozenset()
+    suppress = (
+        bool(small) and approval.privacy is not None and approval.privacy.on_violation == "suppress"
+    )
+    suppress_marker = transforms.SUPPRESS_ROW
+    to_text = transforms.to_text
+    written = 0
+    row_number = 0
+    if approval.output_format == "csv":
+        writer = csv.writer(_CsvSink(entry), lineterminator="\r\n")
+        writer.writerow(names)
+    for batch in snapshot.stream(plan_.query):
+        out_batch: list[list[object]] = []
+        for row in batch:
+            row_number += 1
+            try:
+                values = [fn(row[idx]) for fn, idx in columns]
+            except transforms.InvalidValueError as exc:
+                raise _invalid(exc, row_number) from None
+            if suppress_marker in values:
+                continue
+            if suppress and tuple(values[p] for p in qi_positions) in small:
+                continue
+            out_batch.append(values)
+        if approval.output_format == "csv":
+            try:
+                writer.writerows([[to_text(v) for v in values] for values in out_batch])
+            except transforms.InvalidValueError as exc:
+                raise _invalid(exc, row_number) from None
+        else:
+            lines = [
+                json.dumps(
+                    dict(zip(names, [transforms.to_json_value(v) for v in values], strict=True)),
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+                for values in out_batch
+            ]
+            if lines:
+                entry.write("\n".join(lines) + "\n")
+        entry.add_rows(len(out_batch))
+        written += len(out_batch)
+        if progress is not None:
+            progress.update(len(batch))
+    return written
+
+
+@contextlib.contextmanager
+def _progress(env: Environment, total: int, desc: str) -> Iterator[Any]:
+    if not env.stderr_isatty:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="rows", file=env.stderr, leave=False)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def export(
+    approval_path: Path,
+    source_url: str,
+    as_name: str,
+    output: Path,
+    env: Environment,
+    limits: Limits = DEFAULT_LIMITS,
+) -> ExportResult:
+    """Run an approved export into a bundle (DESIGN.md §8.3 order).
+
+    check approval → read in one snapshot → payload.zip → key file → manifest → sign → ledger
+    append → receipt → rename.  Nothing that looks valid is left behind on failure.
+    """
+    from securexport import ledger as ledger_mod
+
+    signed, approval_raw, approval_sig = _load_for_run(approval_path, env, limits)
+    approval = signed.approval
+    now = env.now()
+    policy.check_window(approval, now)
+    store = _keystore(env)
+    me = store.public_identity(as_name)
+    policy.require_exporter(approval, me.signing_key, as_name)
+    if output.exists() or output.is_symlink():
+        raise FileError(f"{output} exists already", hint="choose a new output name")
+
+    with ledger_mod.Ledger.open(env.home.ledger_path) as ledger:
+        run = policy.next_run(approval, ledger.runs_used(approval.sha256))
+
+        pseudonym_key: bytes | None = None
+        if approval.pseudonym_key_id is not None:
+            pseudonym_key = store.pseudonym_key(approval.pseudonym_key_id)
+            if transforms.key_check(pseudonym_key) != approval.pseudonym_key_check:
+                raise KeyUnavailableError(
+                    f"pseudonym key {approval.pseudonym_key_id!r} does not match the approval's key_check",
+                    hint="import the key the data owner sent for this approval",
+                )
+        # Unlock the signing keys before reading a row: a wrong passphrase fails early.
+        signing_key = store.signing_key(as_name)
+        ledger_key = store.ledger_signing_key()
+
+        run_date = now.astimezone(UTC).date()
+        ctx = transforms.RunContext(
+            run_date=run_date, pseudonym_key=pseudonym_key, pseudonym_domain=approval.domain
+        )
+        with open_source(source_url) as source:
+            live = source.table_columns(approval.dataset)
+            schema_fp = source.schema_fingerprint(approval.dataset)
+            if approval.schema_sha256 and approval.schema_sha256 != schema_fp:
+                raise PolicyError(
+                    f"schema drift: the live schema of {approval.dataset!r} does not match the "
+                    "approval's schema_sha256",
+                )
+            database_id = source.database_id()
+            if approval.database_id is not None and approval.database_id != database_id:
+                raise PolicyError(
+                    "the source is not the database the approval names (database_id differs)"
+                )
+            query = build_query(approval, live, run_date, limit=approval.row_cap + 1)
+            compiled = _compile(approval, query, ctx)
+            with source.snapshot() as snapshot:
+                with _progress(env, approval.row_cap, "checking") as bar:
+                    counts = _count_pass(snapshot, compiled, bar)
+                _check_counts(approval, counts)
+                expected_written = _written_rows(counts)
+
+                with partial_output(output) as bundle_partial:
+                    payload_path = output.with_name(output.name + ".payload.partial")
+                    try:
+                        password = new_payload_password()
+                        ext = "csv" if approval.output_format == "csv" else "jsonl"
+                        entry_name = f"data/{approval.dataset}.{ext}"
+                        fd = os.open(
+                            payload_path,
+                            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                            PRIVATE_FILE,
+                        )
+                        with os.fdopen(fd, "w+b") as payload_fh:
+                            writer = PayloadWriter(payload_fh, password)
+                            with writer:
+                                entry = writer.open_entry(entry_name)
+                                with _progress(env, counts.matching, "exporting") as bar:
+                                    written = _write_rows(
+                                        snapshot, compiled, counts.outcome, entry, bar
+                                    )
+                                entry.close()
+                            files = writer.close()
+                            payload_fh.flush()
+                            os.fsync(payload_fh.fileno())
+                        if written != expected_written:
+                            raise SecurexportError(
+                                "the source changed between the two passes; nothing was exported"
+                            )
+                        payload_sha256, payload_bytes = _sha256_file(payload_path)
+                        parties = list(approval.recipients) + list(approval.auditors)
+                        key_file = agefile.encrypt(
+                            password.encode("ascii"), [p.age for p in parties]
+                        )
+                        del password
+                        manifest = _build_manifest(
+                            approval=approval,
+                            signed=signed,
+                            me=me,
+                            now=now,
+                            run=run,
+                            run_date=run_date,
+                            source_driver=source.driver,
+                            dsn_fingerprint=source.dsn_fingerprint,
+                            schema_fp=schema_fp,
+                            database_id=database_id,
+                            live_columns=list(live),
+                            query=query,
+                            counts=counts,
+                            written=written,
+                            files=files,
+                            payload_sha256=payload_sha256,
+                            payload_bytes=payload_bytes,
+                            key_file=key_file,
+                        )
+                        manifest_bytes = canonical_bytes(manifest)
+                        manifest_sig = sshsig.sign(
+                            signing_key, manifest_bytes, sshsig.NAMESPACE_MANIFEST
+                        )
+                        receipt = ledger.append_export(
+                            manifest_bytes,
+                            manifest_sig,
+                            export_id=manifest["export_id"],
+                            approval_id=approval.id,
+                            approval_sha256=approval.sha256,
+                            run=run,
+                            max_runs=approval.max_runs,
+                            signer=ledger_key,
+                            now=now,
+                        )
+                        readme = readme_text(
+                            dataset=approval.dataset,
+                            exporter=me.name,
+                            recipients=[p.name for p in parties],
+                        )
+                        with open(bundle_partial, "r+b") as out_fh:
+                            write_bundle(
+                                out_fh,
+                                [
+                                    (PAYLOAD, payload_path),
+                                    (KEY_FILE, key_file),
+                                    (MANIFEST, manifest_bytes),
+                                    (MANIFEST_SIG, manifest_sig),
+                                    (APPROVAL, approval_raw),
+                                    (APPROVAL_SIG, approval_sig),
+                                    (RECEIPT, receipt.to_bytes()),
+                                    (README, readme.encode("utf-8")),
+                                ],
+                            )
+                    finally:
+                        with contextlib.suppress(OSError):
+                            payload_path.unlink()
+    outcome = counts.outcome
+    return ExportResult(
+        bundle=output,
+        export_id=manifest["export_id"],
+        run=run,
+        rows_written=written,
+        matching_rows=counts.matching,
+        suppressed_rows=(outcome.suppressed_rows if outcome else 0) + counts.invalid_suppressed,
+        k_achieved=outcome.k_achieved if outcome else None,
+        payload_sha256=payload_sha256,
+        ledger_index=receipt.index,
+        manifest=manifest,
+    )
+
+
+def _build_manifest(
+    *,
+    approval: Approval,
+    signed: policy.SignedApproval,
+    me: Any,
+    now: datetime,
+    run: int,
+    run_date: date,
+    source_driver: str,
+    dsn_fingerprint: str,
+    schema_fp: str,
+    database_id: str | None,
+    live_columns: list[str],
+    query: BuiltQuery,
+    counts: _Counts,
+    written: int,
+    files: Sequence[Any],
+    payload_sha256: str,
+    payload_bytes: int,
+    key_file: bytes,
+) -> dict[str, Any]:
+    outcome = counts.outcome
+    used_sources = set(approval.source_columns)
+    records: dict[str, Any] = {
+        "matching": counts.matching,
+        "invalid_suppressed": counts.invalid_suppressed,
+        "suppressed": (outcome.suppressed_rows if outcome else 0) + counts.invalid_suppressed,
+        "written": written,
+    }
+    if outcome is not None and approval.privacy is not None:
+        records["k"] = approval.privacy.k
+        records["k_achieved"] = outcome.k_achieved
+        records["class_sizes"] = {str(s): n for s, n in sorted(outcome.histogram.items())}
+        records["class_sizes_written"] = {
+            str(s): n for s, n in sorted(outcome.histogram_after.items())
+        }
+        records["suppressed_classes"] = outcome.suppressed_classes
+        records["suppressed_fraction"] = str(outcome.suppressed_fraction)
+    columns = []
+    for col in approval.columns:
+        item: dict[str, Any] = {
+            "name": col.name,
+            "source": col.source,
+            "transform": transforms.transform_version(col),
+            "on_invalid": col.on_invalid,
+        }
+        if col.role:
+            item["role"] = col.role
+        if col.justification:
+            item["justification"] = col.justification
+        columns.append(item)
+    limits: dict[str, Any] = {"row_cap": approval.row_cap, "min_rows": approval.min_rows}
+    if approval.max_runs is not None:
+        limits["max_runs"] = approval.max_runs
+    if approval.privacy is not None:
+        limits["k"] = approval.privacy.k
+        limits["on_violation"] = approval.privacy.on_violation
+        limits["max_suppressed_fraction"] = str(approval.privacy.max_suppressed_fraction)
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "export_id": str(uuid.uuid4()),
+        "created_at": _rfc3339(now),
+        "run_date": run_date.isoformat(),
+        "tool": {"name": "securexport", "version": __version__},
+        "operator": {
+            "name": me.name,
+            "key_fingerprint": me.signing_key.fingerprint(),
+            "ssh": me.signing_key.to_line(),
+            "host": socket.gethostname(),
+        },
+        "approval": {
+            "id": approval.id,
+            "sha256": approval.sha256,
+            "signer": signed.signer_name,
+            "signer_fingerprint": signed.signer.fingerprint(),
+            "not_before": _rfc3339(approval.not_before),
+            "expires": _rfc3339(approval.expires),
+            "run": run,
+            "limits": limits,
+        },
+        "source": {
+            "driver": source_driver,
+            "dsn_fingerprint": dsn_fingerprint,
+            "dataset": approval.dataset,
+            "entity": approval.entity,
+            "schema_sha256": schema_fp,
+            "database_id": database_id,
+        },
+        "query": {"sql": query.sql, "params": {k: _json_param(v) for k, v in query.params.items()}},
+        "columns": columns,
+        "dropped_columns": [c for c in live_columns if c not in used_sources],
+        "records": records,
+        "format": approval.output_format,
+        "files": [
+            {"path": f.path, "bytes": f.bytes, "rows": f.rows, "hmac_sha256": f.hmac_sha256}
+            for f in files
+        ],
+        "payload": {
+            "sha256": payload_sha256,
+            "bytes": payload_bytes,
+            "encryption": "zip-winzip-aes256-ae2",
+        },
+        "key_file": {"sha256": hashlib.sha256(key_file).hexdigest(), "format": "age-v1-x25519"},
+        "recipients": [{"name": p.name, "age": p.age} for p in approval.recipients],
+        "auditors": [{"name": p.name, "age": p.age} for p in approval.auditors],
+        "conditions": dict(approval.conditions),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# inspect / verify / decrypt
+
+
+def inspect(bundle_path: Path, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """The manifest, parsed, without keys and without any trust decision."""
+    with open_bundle(bundle_path, limits) as bundle:
+        return dict(
+            parse_manifest(bundle.member(MANIFEST), max_bytes=limits.max_manifest_bytes).document
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What ``verify`` established; every field was checked (a failure raises instead)."""
+
+    export_id: str
+    approval_id: str
+    approval_sha256: str
+    approver: str
+    exporter: str
+    exporter_fingerprint: str
+    created_at: str
+    rows: int
+    recipients: tuple[str, ...]
+    auditors: tuple[str, ...]
+    ledger_origin: str
+    ledger_index: int
+    ledger_size: int
+    checks: tuple[str, ...] = field(default_factory=tuple)
+    manifest: Manifest | None = None
+    approval: Approval | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "export_id": self.export_id,
+            "approval": {
+                "id": self.approval_id,
+                "sha256": self.approval_sha256,
+                "approver": self.approver,
+            },
+            "exporter": {"name": self.exporter, "fingerprint": self.exporter_fingerprint},
+            "created_at": self.created_at,
+            "rows": self.rows,
+            "recipients": list(self.recipients),
+            "auditors": list(self.auditors),
+            "ledger": {
+                "origin": self.ledger_origin,
+                "index": self.ledger_index,
+                "size": self.ledger_size,
+            },
+            "checks": list(self.checks),
+        }
+
+
+def _verify_open(bundle: OpenedBundle, env: Environment, limits: Limits) -> Verdict:
+    from securexport import ledger as ledger_mod
+    from securexport._crypto.sshkey import SshPublicKey
+
+    checks: list[str] = []
+    manifest = parse_manifest(bundle.member(MANIFEST), max_bytes=limits.max_manifest_bytes)
+    signer = sshsig.verify(
+        bundle.member(MANIFEST_SIG),
+        manifest.raw,
+        sshsig.NAMESPACE_MANIFEST,
+        max_bytes=limits.max_signature_bytes,
+    )
+    checks.append("manifest signature")
+    trust = _trust(env)
+    signed = policy.load_signed_approval(
+        bundle.member(APPROVAL),
+        bundle.member(APPROVAL_SIG),
+        _approver_lookup(trust),
+        limits,
+        error=VerificationError,
+    )
+    approval = signed.approval
+    checks.append(f"approval signed by trusted approver {signed.signer_name}")
+    if approval.sha256 != manifest.approval_sha256 or approval.id != manifest.approval_id:
+        raise VerificationError(
+            "the manifest names a different approval than the one in the bundle"
+        )
+    exporter = approval.exporter_by_key(signer)
+    if exporter is None:
+        raise VerificationError(
+            "the manifest is signed by a key that is not an exporter of the approval"
+        )
+    try:
+        claimed = SshPublicKey.parse(manifest.operator_ssh)
+    except ValueError as exc:
+        raise VerificationError("manifest operator key is malformed") from exc
+    if claimed != signer:
+        raise VerificationError("the manifest's operator key is not the key that signed it")
+    checks.append(f"exporter {exporter.name} is named in the approval")
+    try:
+        created = datetime.strptime(manifest.created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise VerificationError("manifest created_at is not RFC 3339 UTC") from exc
+    if not approval.not_before <= created <= approval.expires:
+        raise VerificationError("the export was made outside the approval's validity window")
+    if approval.max_runs is not None and not 1 <= manifest.run <= approval.max_runs:
+        raise VerificationError("the export's run number is beyond the approval's max_runs")
+    want_recipients = tuple((p.name, p.age) for p in approval.recipients)
+    want_auditors = tuple((p.name, p.age) for p in approval.auditors)
+    if manifest.recipients != want_recipients or manifest.auditors != want_auditors:
+        raise VerificationError("the manifest's recipients differ from the approval's")
+    if manifest.rows_written > approval.row_cap:
+        raise VerificationError("the manifest states more rows than the approval's row cap")
+    if manifest.output_format != approval.output_format:
+        raise VerificationError("the manifest's format differs from the approval's")
+    approved_columns = [
+        (c.name, c.source, transforms.transform_version(c)) for c in approval.columns
+    ]
+    doc_columns = manifest.document.get("columns")
+    if (
+        not isinstance(doc_columns, list)
+        or [
+            (c.get("name"), c.get("source"), c.get("transform"))
+            for c in doc_columns
+            if isinstance(c, dict)
+        ]
+        != approved_columns
+    ):
+        raise VerificationError("the manifest's columns differ from the approval's")
+    ext = "csv" if approval.output_format == "csv" else "jsonl"
+    if [f.path for f in manifest.files] != [f"data/{approval.dataset}.{ext}"]:
+        raise VerificationError("the manifest's file list is not what the approval produces")
+    if sum(f.rows for f in manifest.files) != manifest.rows_written:
+        raise VerificationError("the manifest's file row counts do not add up")
+    checks.append("manifest agrees with the approval")
+
+    if bundle.payload_sha256() != manifest.payload_sha256:
+        raise VerificationError("payload.zip does not match the manifest (sha256)")
+    key_file = bundle.member(KEY_FILE)
+    if hashlib.sha256(key_file).hexdigest() != manifest.key_file_sha256:
+        raise VerificationError("payload.key.age does not match the manifest (sha256)")
+    if agefile.x25519_stanza_count(key_file) != len(want_recipients) + len(want_auditors):
+        raise VerificationError(
+            "payload.key.age is wrapped for a different number of keys than the approval names"
+        )
+    checks.append("payload and key file hashes")
+    check_payload(bundle, {f.path: f.bytes for f in manifest.files}, limits)
+    checks.append("payload structure (AES-256 AE-2 entries, names, sizes)")
+
+    verifier_keys = [t.key_text for t in trust.ledger_keys()]
+    if exporter.ledger:
+        verifier_keys.append(exporter.ledger)
+    if not bundle.has(RECEIPT):
+        raise VerificationError("the bundle has no ledger receipt: it was not logged")
+    if not verifier_keys:
+        raise VerificationError(
+            "no trusted ledger key to check the receipt with",
+            hint="name the exporter's ledger key in the approval, or: securexport trust add NAME KEY --role ledger",
+        )
+    checkpoint = ledger_mod.verify_receipt(bundle.member(RECEIPT), manifest.raw, verifier_keys)
+    checks.append(f"ledger receipt (entry {checkpoint.index} in a tree of {checkpoint.size})")
+    return Verdict(
+        export_id=manifest.export_id,
+        approval_id=approval.id,
+        approval_sha256=approval.sha256,
+        approver=signed.signer_name,
+        exporter=exporter.name,
+        exporter_fingerprint=signer.fingerprint(),
+        created_at=manifest.created_at,
+        rows=manifest.rows_written,
+        recipients=tuple(n for n, _ in want_recipients),
+        auditors=tuple(n for n, _ in want_auditors),
+        ledger_origin=checkpoint.origin,
+        ledger_index=checkpoint.index,
+        ledger_size=checkpoint.size,
+        checks=tuple(checks),
+        manifest=manifest,
+        approval=approval,
+    )
+
+
+def verify(bundle_path: Path, env: Environment, limits: Limits = DEFAULT_LIMITS) -> Verdict:
+    """Check everything that can be checked without decrypting (exit 5 on any failure)."""
+    with open_bundle(bundle_path, limits) as bundle:
+        return _verify_open(bundle, env, limits)
+
+
+@dataclass(frozen=True)
+class DecryptResult:
+    directory: Path
+    files: tuple[Path, ...]
+    rows: int
+    verdict: Verdict
+
+
+def decrypt(
+    bundle_path: Path,
+    as_name: str,
+    out_dir: Path,
+    env: Environment,
+    limits: Limits = DEFAULT_LIMITS,
+) -> DecryptResult:
+    """Verify everything first, then unwrap, extract to DIR.partial, check, rename to DIR."""
+    if out_dir.is_symlink() or (
+        out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir()))
+    ):
+        raise FileError(f"{out_dir} exists and is not an empty directory")
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    if partial.exists() or partial.is_symlink():
+        raise FileError(
+            f"{partial} exists: another decrypt is running, or an earlier one was killed",
+            hint=f"if none is running, remove {partial}",
+        )
+    with open_bundle(bundle_path, limits) as bundle:
+        verdict = _verify_open(bundle, env, limits)
+        assert verdict.manifest is not None and verdict.approval is not None
+        manifest, approval = verdict.manifest, verdict.approval
+        identity = _keystore(env).age_identity(as_name)
+        password = agefile.decrypt(bundle.member(KEY_FILE), [identity], max_bytes=256).decode(
+            "ascii"
+        )
+        if len(password) != 43:
+            raise VerificationError("the payload password has the wrong form")
+        ensure_private_dir(partial)
+        try:
+            extract_payload(
+                bundle,
+                password,
+                {f.path: (f.bytes, f.hmac_sha256) for f in manifest.files},
+                partial,
+            )
+            for f in manifest.files:
+                content.check_plaintext(partial / f.path, approval, f.rows)
+            if out_dir.exists():
+                out_dir.rmdir()
+            os.rename(partial, out_dir)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    return DecryptResult(
+        directory=out_dir,
+        files=tuple(out_dir / f.path for f in manifest.files),
+        rows=manifest.rows_written,
+        verdict=verdict,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# pseudonym keys
+
+
+def export_pseudonym_key(
+    key_id: str,
+    recipient: str,
+    approval_path: Path,
+    env: Environment,
+    limits: Limits = DEFAULT_LIMITS,
+) -> bytes:
+    """Encrypt a pseudonym key to an exporter named in a signed approval that uses the key."""
+    signed, _raw, _sig = _load_for_run(approval_path, env, limits)
+    approval = signed.approval
+    if approval.pseudonym_key_id != key_id:
+        raise PolicyError(f"approval {approval.id} does not use pseudonym key {key_id!r}")
+    recipient = agefile.check_recipient(recipient)
+    if not any(e.age == recipient for e in approval.exporters):
+        raise PolicyError(
+            f"{recipient} is not the age key of an exporter named in approval {approval.id}",
+            hint="pseudonym keys go only to the approval's exporters, never to recipients",
+        )
+    return _keystore(env).export_pseudonym_key(key_id, recipient)

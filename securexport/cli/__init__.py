@@ -1,0 +1,141 @@
+"""The command line: a thin click client of :mod:`securexport.api`.
+
+Each command parses, calls one library function, renders.  Errors are one line
+(``securexport: error: …`` plus an optional ``securexport: hint: …``) with the exit codes of
+DESIGN.md §7; a traceback only with ``-v``.  stdout stays empty on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import click
+
+from securexport import __version__
+from securexport.errors import Interrupted, SecurexportError, UsageError
+
+
+@dataclass
+class Context:
+    home: str | None
+    json: bool
+    quiet: bool
+    verbose: bool
+    no_input: bool
+
+    def env(self) -> Any:
+        from securexport.environment import Environment
+
+        return Environment.from_os(home=self.home, interactive=not self.no_input)
+
+    def emit(self, document: Any, human: Callable[[], None]) -> None:
+        """Render: one JSON document on stdout with --json, else the human text."""
+        if self.json:
+            click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+        elif not self.quiet:
+            human()
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def harden_process() -> None:
+    """No core dumps, not ptrace-able by the same user (DESIGN.md §8.1)."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_dumpable = 4
+            libc.prctl(pr_set_dumpable, 0, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def _on_sigterm(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="securexport")
+@click.option("--home", type=click.Path(file_okay=False), envvar=None, help="State directory (default: $SECUREXPORT_HOME or the platform's user data dir).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.option("--no-input", is_flag=True, help="Never prompt; fail if a passphrase is needed and no file is set.")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, as_json: bool, quiet: bool, verbose: bool, no_input: bool) -> None:
+    """Approved, minimised, encrypted and logged exports of personal data.
+
+    \b
+    Data owner:  keys new owner; approval init > a.toml; approval sign a.toml --as owner
+    Exporter:    export a.toml --source sqlite:///db.sqlite --as analyst -o out.sxb
+    Recipient:   verify out.sxb; decrypt out.sxb --as force -o extract/
+    """
+    ctx.obj = Context(home=home, json=as_json, quiet=quiet, verbose=verbose, no_input=no_input)
+
+
+def _register() -> None:
+    from securexport.cli import approval, bundle, keys, ledger, trust
+
+    for module in (keys, trust, approval, bundle, ledger):
+        module.register(cli)
+
+
+_register()
+
+
+def _error(exc: SecurexportError) -> None:
+    click.echo(f"securexport: error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"securexport: hint: {exc.hint}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, map errors to exit codes, never print a traceback without -v."""
+    harden_process()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="securexport", standalone_mode=False)
+    except SecurexportError as exc:
+        if verbose:
+            traceback.print_exc()
+        _error(exc)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _error(Interrupted("interrupted; partial output removed"))
+        return 130
+    except KeyboardInterrupt:
+        _error(Interrupted("interrupted; partial output removed"))
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        _error(UsageError(exc.format_message()))
+        return 2
+    except Exception as exc:  # a bug: say so in one line, details only with -v
+        if verbose:
+            traceback.print_exc()
+        click.echo(
+            f"securexport: error: unexpected {type(exc).__name__}; run with -v for details",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+def entry() -> NoReturn:
+    sys.exit(main())

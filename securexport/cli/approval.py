@@ -1,0 +1,147 @@
+"""approval: write, check, sign and plan approvals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from securexport.cli import Context, pass_context
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.group("approval")
+def approval() -> None:
+    """Approvals: what may leave, to whom, under which limits (signed by the data owner)."""
+
+
+@approval.command("init")
+@click.option("-o", "--output", type=_FILE, help="Write the template here (default: stdout).")
+@pass_context
+def approval_init(ctx: Context, output: Path | None) -> None:
+    """Print a commented approval template to fill in.
+
+    \b
+    Example:
+      securexport approval init -o ppo-extract.toml
+    """
+    from securexport.api import init_approval
+    from securexport.errors import FileError
+
+    text = init_approval()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists():
+        raise FileError(f"{output} exists already")
+    from securexport.fsutil import atomic_write
+
+    atomic_write(output, text.encode("utf-8"), mode=0o644, overwrite=False)
+    ctx.emit({"written": str(output)}, lambda: click.echo(f"wrote {output}"))
+
+
+@approval.command("check")
+@click.argument("file", type=_FILE)
+@pass_context
+def approval_check(ctx: Context, file: Path) -> None:
+    """Parse FILE strictly and report its signature and validity window.
+
+    Exits 3 if the approval could not authorise a run now.
+
+    \b
+    Example:
+      securexport approval check ppo-extract.toml
+    """
+    from securexport.api import check_approval
+    from securexport.errors import PolicyError
+
+    result = check_approval(file, ctx.env())
+    a = result.approval
+    doc = {
+        "id": a.id,
+        "sha256": a.sha256,
+        "signed": result.signed,
+        "signer": result.signer,
+        "window": result.window,
+        "not_before": a.not_before.isoformat(),
+        "expires": a.expires.isoformat(),
+        "dataset": a.dataset,
+        "columns": [c.name for c in a.columns],
+        "recipients": [p.name for p in a.recipients],
+        "exporters": [e.name for e in a.exporters],
+        "problems": list(result.problems),
+    }
+
+    def human() -> None:
+        click.echo(f"approval {a.id}: syntax and schema OK (sha256 {a.sha256[:16]}…)")
+        click.echo(f"  dataset {a.dataset}, {len(a.columns)} columns, row cap {a.row_cap}")
+        click.echo(f"  signed by: {result.signer or '-'}; window: {result.window}")
+        for problem in result.problems:
+            click.echo(f"  problem: {problem}")
+
+    if result.problems:
+        human() if not ctx.json else None
+        raise PolicyError(f"approval {a.id} cannot authorise a run now: {result.problems[0]}")
+    ctx.emit(doc, human)
+
+
+@approval.command("sign")
+@click.argument("file", type=_FILE)
+@click.option("--as", "as_name", required=True, help="Your identity (a trusted approver key).")
+@pass_context
+def approval_sign(ctx: Context, file: Path, as_name: str) -> None:
+    """Sign FILE; the detached signature goes to FILE.sig.
+
+    \b
+    Example:
+      securexport approval sign ppo-extract.toml --as home-office-iao
+    """
+    from securexport.api import sign_approval
+
+    sig = sign_approval(file, as_name, ctx.env())
+    ctx.emit({"signature": str(sig)}, lambda: click.echo(f"wrote {sig}"))
+
+
+@approval.command("plan")
+@click.argument("file", type=_FILE)
+@click.option("--source", required=True, help="SQLAlchemy URL, opened read-only (sqlite:///db.sqlite).")
+@pass_context
+def approval_plan(ctx: Context, file: Path, source: str) -> None:
+    """Show what an export would do — counts, k, suppression — writing no data.
+
+    Exits 3 if the export would be refused.
+
+    \b
+    Example:
+      securexport approval plan ppo-extract.toml --source sqlite:///offenders.db
+    """
+    from securexport.api import plan
+    from securexport.errors import PolicyError
+
+    report = plan(file, source, ctx.env())
+
+    def human() -> None:
+        click.echo(f"plan for approval {report.approval_id} (signed by {report.signer}), run date {report.run_date}")
+        click.echo(f"  matching rows:  {report.matching_rows} (row cap {report.row_cap})")
+        if report.k is not None:
+            click.echo(f"  k = {report.k}; smallest class {report.k_achieved}; classes below k: {report.suppressed_classes}")
+            hist = ", ".join(f"{s}:{n}" for s, n in sorted(report.histogram.items())[:12])
+            click.echo(f"  class sizes (size:classes): {hist}{' …' if len(report.histogram) > 12 else ''}")
+            click.echo(f"  suppressed rows: {report.suppressed_rows} (fraction {report.suppressed_fraction})")
+        if report.invalid_suppressed_rows:
+            click.echo(f"  rows dropped by on_invalid = suppress_row: {report.invalid_suppressed_rows}")
+        click.echo(f"  rows to write:  {report.written_rows} (min_rows {report.min_rows})")
+        for warning in report.warnings:
+            click.echo(f"  warning: {warning}")
+        click.echo(f"  verdict: {report.verdict}")
+
+    if report.verdict != "ok":
+        if not ctx.json:
+            human()
+        raise PolicyError(f"the export would be refused: {report.verdict}")
+    ctx.emit(report.to_json(), human)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(approval)

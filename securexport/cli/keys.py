@@ -1,0 +1,180 @@
+"""keys, pseudonym-key: identities (age + Ed25519) and pseudonymisation keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from securexport.cli import Context, pass_context
+
+
+def _identity_json(ident: object) -> dict[str, object]:
+    return {
+        "name": ident.name,  # type: ignore[attr-defined]
+        "age_recipient": ident.age_recipient,  # type: ignore[attr-defined]
+        "signing_key": ident.signing_key.to_line(),  # type: ignore[attr-defined]
+        "fingerprint": ident.signing_key.fingerprint(),  # type: ignore[attr-defined]
+        "store": ident.store,  # type: ignore[attr-defined]
+    }
+
+
+def _keystore(ctx: Context):  # type: ignore[no-untyped-def]
+    from securexport.api import _keystore
+
+    return _keystore(ctx.env())
+
+
+@click.group("keys")
+def keys() -> None:
+    """Your identities: an age key to receive, an Ed25519 key to sign.
+
+    \b
+    Example:
+      securexport keys new pa-analyst
+      securexport keys show pa-analyst --json
+    """
+
+
+@keys.command("new")
+@click.argument("name")
+@pass_context
+def keys_new(ctx: Context, name: str) -> None:
+    """Create identity NAME (private keys in the OS keyring, else in passphrase files).
+
+    \b
+    Example:
+      SECUREXPORT_PASSPHRASE_FILE=~/.sx-pass securexport keys new owner
+    """
+    ident = _keystore(ctx).create_identity(name)
+    doc = _identity_json(ident)
+    ctx.emit(doc, lambda: click.echo(
+        f"created identity {name} ({ident.store})\n"
+        f"  age recipient: {ident.age_recipient}\n"
+        f"  signing key:   {ident.signing_key.to_line(name)}\n"
+        f"  fingerprint:   {ident.signing_key.fingerprint()}"
+    ))
+
+
+@keys.command("list")
+@pass_context
+def keys_list(ctx: Context) -> None:
+    """List your identities."""
+    idents = _keystore(ctx).list_identities()
+    ctx.emit(
+        [_identity_json(i) for i in idents],
+        lambda: [click.echo(f"{i.name}\t{i.signing_key.fingerprint()}\t{i.age_recipient}\t{i.store}") for i in idents],
+    )
+
+
+@keys.command("show")
+@click.argument("name")
+@pass_context
+def keys_show(ctx: Context, name: str) -> None:
+    """Show identity NAME's public keys."""
+    ident = _keystore(ctx).public_identity(name)
+    ctx.emit(_identity_json(ident), lambda: click.echo(
+        f"name:          {ident.name}\nage recipient: {ident.age_recipient}\n"
+        f"signing key:   {ident.signing_key.to_line(ident.name)}\n"
+        f"fingerprint:   {ident.signing_key.fingerprint()}\nstore:         {ident.store}"
+    ))
+
+
+@keys.command("export")
+@click.argument("name")
+@click.option("--age", "age_only", is_flag=True, help="Print the age recipient instead of the SSH key.")
+@pass_context
+def keys_export(ctx: Context, name: str, age_only: bool) -> None:
+    """Print NAME's public key for others: the SSH signing key (default) or the age recipient.
+
+    \b
+    Example (the data owner trusts you as an approver, or names you in an approval):
+      securexport keys export owner > owner.pub
+      securexport trust add owner owner.pub --role approver
+    """
+    ident = _keystore(ctx).public_identity(name)
+    text = ident.age_recipient if age_only else ident.signing_key.to_line(ident.name)
+    ctx.emit(_identity_json(ident), lambda: click.echo(text))
+
+
+@keys.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def keys_delete(ctx: Context, name: str, yes: bool) -> None:
+    """Delete identity NAME (its private keys are destroyed)."""
+    from securexport.errors import UsageError
+
+    store = _keystore(ctx)
+    store.public_identity(name)
+    if not yes:
+        if ctx.no_input:
+            raise UsageError("refusing to delete without --yes when prompts are disabled")
+        click.confirm(f"Delete identity {name} and its private keys?", abort=True, err=True)
+    store.delete_identity(name)
+    ctx.emit({"deleted": name}, lambda: click.echo(f"deleted identity {name}"))
+
+
+@click.group("pseudonym-key")
+def pseudonym_key() -> None:
+    """Keys for pseudonyms: created by the data owner, sent only to named exporters."""
+
+
+@pseudonym_key.command("new")
+@click.argument("key_id")
+@pass_context
+def pk_new(ctx: Context, key_id: str) -> None:
+    """Create pseudonym key KEY_ID and print the key_check to put in the approval.
+
+    \b
+    Example:
+      securexport pseudonym-key new wmp-iom-2026
+    """
+    check = _keystore(ctx).create_pseudonym_key(key_id)
+    ctx.emit({"key_id": key_id, "key_check": check}, lambda: click.echo(
+        f"created pseudonym key {key_id}\nkey_check = \"{check}\"   # put this in [pseudonymisation]"
+    ))
+
+
+@pseudonym_key.command("export")
+@click.argument("key_id")
+@click.option("--to", "recipient", required=True, help="The exporter's age recipient (age1…).")
+@click.option("--approval", "approval_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="A signed approval that uses the key and names that exporter.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Where to write the encrypted key file.")
+@pass_context
+def pk_export(ctx: Context, key_id: str, recipient: str, approval_path: Path, output: Path) -> None:
+    """Encrypt KEY_ID to an exporter named in a signed approval that uses it.
+
+    \b
+    Example:
+      securexport pseudonym-key export wmp-iom-2026 --to age1… --approval a.toml -o key.age
+    """
+    from securexport.api import export_pseudonym_key
+    from securexport.fsutil import atomic_write
+
+    data = export_pseudonym_key(key_id, recipient, approval_path, ctx.env())
+    atomic_write(output, data)
+    ctx.emit({"key_id": key_id, "to": recipient, "file": str(output)},
+             lambda: click.echo(f"wrote {output} (pseudonym key {key_id}, encrypted to {recipient})"))
+
+
+@pseudonym_key.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+def pk_import(ctx: Context, file: Path) -> None:
+    """Import a pseudonym key file sent to one of your identities.
+
+    \b
+    Example:
+      securexport pseudonym-key import key.age
+    """
+    from securexport.api import _read_file
+
+    key_id, check = _keystore(ctx).import_pseudonym_key(_read_file(file, 65536, "key file"))
+    ctx.emit({"key_id": key_id, "key_check": check},
+             lambda: click.echo(f"imported pseudonym key {key_id} (key_check {check})"))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(keys)
+    group.add_command(pseudonym_key)

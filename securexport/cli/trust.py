@@ -1,0 +1,71 @@
+"""trust: which approvers (and ledgers) this installation trusts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from securexport.cli import Context, pass_context
+
+
+def _store(ctx: Context):  # type: ignore[no-untyped-def]
+    from securexport.trust import TrustStore
+
+    return TrustStore(ctx.env().home.ensure())
+
+
+@click.group("trust")
+def trust() -> None:
+    """The trust root: approver keys (allowed_signers) and ledger keys."""
+
+
+@trust.command("add")
+@click.argument("name")
+@click.argument("key")
+@click.option("--role", type=click.Choice(["approver", "ledger"]), required=True)
+@pass_context
+def trust_add(ctx: Context, name: str, key: str, role: str) -> None:
+    """Trust KEY (an 'ssh-ed25519 …' line, a ledger verifier key, or a file holding one) as NAME.
+
+    \b
+    Examples:
+      securexport trust add home-office-iao owner.pub --role approver
+      securexport trust add exporter-ledger "$(cat ledger.vkey)" --role ledger
+    """
+    path = Path(key)
+    text = key
+    if not key.startswith(("ssh-", "age1")) and "+" not in key and path.is_file():
+        from securexport.api import _read_file
+
+        text = _read_file(path, 65536, "key file").decode("utf-8", errors="replace")
+    added = _store(ctx).add(name, text, role)
+    ctx.emit(
+        {"name": added.name, "role": added.role, "key": added.key_text, "fingerprint": added.fingerprint},
+        lambda: click.echo(f"trusted {added.name} as {added.role} ({added.fingerprint})"),
+    )
+
+
+@trust.command("list")
+@pass_context
+def trust_list(ctx: Context) -> None:
+    """List trusted keys."""
+    items = _store(ctx).list()
+    ctx.emit(
+        [{"name": t.name, "role": t.role, "key": t.key_text, "fingerprint": t.fingerprint} for t in items],
+        lambda: [click.echo(f"{t.name}\t{t.role}\t{t.fingerprint}") for t in items],
+    )
+
+
+@trust.command("remove")
+@click.argument("name")
+@pass_context
+def trust_remove(ctx: Context, name: str) -> None:
+    """Stop trusting NAME."""
+    removed = _store(ctx).remove(name)
+    ctx.emit({"removed": removed.name, "role": removed.role},
+             lambda: click.echo(f"removed {removed.name} ({removed.role})"))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(trust)

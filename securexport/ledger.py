@@ -1,0 +1,767 @@
+"""The export register: an append-only RFC 6962 Merkle log of signed manifests, on SQLite.
+
+Each export appends one entry whose Merkle leaf is the exact signed manifest bytes.  Every append
+runs in one ``BEGIN IMMEDIATE`` transaction that re-checks the approval's run count, inserts the
+entry, extends the compact range and the node table (O(log n) hashes), and stores a new
+checkpoint signed with the ledger's own Ed25519 key as a C2SP signed note.  The bundle's
+``receipt.tlog`` is a ``c2sp.org/tlog-proof@v1`` proof against that checkpoint, checked offline by
+:func:`verify_receipt`.
+
+Triggers refuse UPDATE and DELETE on entries, nodes, checkpoints and metadata; they stop
+accidents, not an owner of the file, which is what :meth:`Ledger.verify_all` is for: it recomputes
+the whole tree from the leaves and checks every signed checkpoint against it.
+
+The SQL lives in :class:`_SqliteStore` only, so that a PostgreSQL store can be added beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import re
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from securexport._crypto import merkle
+from securexport._crypto.note import Checkpoint, make_verifier_key, open_note, sign_note
+from securexport.errors import (
+    FileError,
+    KeyUnavailableError,
+    PolicyError,
+    SecurexportError,
+    VerificationError,
+)
+from securexport.limits import DEFAULT_LIMITS
+
+SCHEMA_VERSION = "securexport.ledger/1"
+KIND_EXPORT = "export"
+TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+BUSY_TIMEOUT_SECONDS = 60.0
+MAX_PROOF_HASHES = 64
+_ORIGIN_RE = re.compile(r"[\x21-\x2a\x2c-\x7e]{1,200}")  # printable ASCII, no space, no '+'
+_INDEX_RE = re.compile(r"0|[1-9][0-9]{0,19}")
+
+
+class LedgerVerificationError(VerificationError):
+    """The ledger failed verification; ``index`` names the first bad entry when there is one."""
+
+    def __init__(self, message: str, *, index: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.index = index
+
+
+def new_origin() -> str:
+    """A fresh, unique log origin: ``securexport.local/<16 hex>``."""
+    return f"securexport.local/{secrets.token_hex(8)}"
+
+
+def ledger_verifier_key(name: str, private_key: Ed25519PrivateKey) -> str:
+    """The signed-note verifier key (``name+keyid+base64``) of a ledger signing key."""
+    return make_verifier_key(name, private_key.public_key())
+
+
+def _rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------------------------
+# Receipts: c2sp.org/tlog-proof@v1
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """An offline proof that one leaf is in the log: index, inclusion proof, signed checkpoint."""
+
+    index: int
+    proof: tuple[bytes, ...]
+    checkpoint: str  # the signed checkpoint note, verbatim
+    extra: bytes | None = None  # opaque and unauthenticated (tlog-proof "extra" line)
+
+    def to_bytes(self) -> bytes:
+        lines = [TLOG_PROOF_HEADER]
+        if self.extra is not None:
+            lines.append("extra " + base64.b64encode(self.extra).decode())
+        lines.append(f"index {self.index}")
+        lines.extend(base64.b64encode(h).decode() for h in self.proof)
+        return ("\n".join(lines) + "\n\n" + self.checkpoint).encode()
+
+
+def _strict_b64(text: str) -> bytes:
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text:
+        raise ValueError("non-canonical base64")
+    return raw
+
+
+def parse_receipt(data: bytes, *, max_bytes: int = DEFAULT_LIMITS.max_receipt_bytes) -> Receipt:
+    """Parse a ``c2sp.org/tlog-proof@v1`` receipt strictly (no signature checks here)."""
+    bad = VerificationError("malformed ledger receipt", hint="the receipt.tlog file is damaged")
+    if len(data) > max_bytes:
+        raise VerificationError(f"ledger receipt larger than {max_bytes} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad from exc
+    head, sep, checkpoint = text.partition("\n\n")
+    if not sep or not checkpoint:
+        raise bad
+    lines = head.split("\n")
+    if lines[0] != TLOG_PROOF_HEADER or len(lines) < 2:
+        raise bad
+    rest = lines[1:]
+    extra: bytes | None = None
+    try:
+        if rest[0].startswith("extra "):
+            extra = _strict_b64(rest[0][len("extra ") :])
+            rest = rest[1:]
+        if not rest or not rest[0].startswith("index "):
+            raise bad
+        index_text = rest[0][len("index ") :]
+        if not _INDEX_RE.fullmatch(index_text):
+            raise bad
+        hashes = [_strict_b64(line) for line in rest[1:]]
+    except (binascii.Error, ValueError) as exc:
+        raise bad from exc
+    if len(hashes) > MAX_PROOF_HASHES or any(len(h) != merkle.HASH_SIZE for h in hashes):
+        raise bad
+    return Receipt(int(index_text), tuple(hashes), checkpoint, extra)
+
+
+def verify_receipt(
+    receipt_bytes: bytes,
+    leaf: bytes,
+    verifier_keys: Sequence[str],
+    *,
+    origin: str | None = None,
+    max_bytes: int = DEFAULT_LIMITS.max_receipt_bytes,
+) -> Checkpoint:
+    """Check that ``leaf`` (the signed manifest bytes) is logged; return the covering checkpoint.
+
+    The checkpoint must be signed by a trusted key whose name is the checkpoint's origin (and the
+    origin must be ``origin`` when given), and the inclusion proof must lead from
+    ``leaf_hash(leaf)`` at the receipt's index to the checkpoint's root.  Pure: bytes in, verdict
+    out; any failure is a :class:`VerificationError`.
+    """
+    receipt = parse_receipt(receipt_bytes, max_bytes=max_bytes)
+    opened = open_note(receipt.checkpoint, verifier_keys)
+    checkpoint = Checkpoint.parse(opened.text)
+    if checkpoint.origin not in opened.verified_by:
+        raise VerificationError(
+            "the receipt's checkpoint is not signed by the log it names",
+            hint="trust the ledger key of the exporter's installation (trust add --role ledger)",
+        )
+    if origin is not None and checkpoint.origin != origin:
+        raise VerificationError("the receipt comes from another ledger")
+    if not merkle.verify_inclusion(
+        merkle.leaf_hash(leaf), receipt.index, checkpoint.size, receipt.proof, checkpoint.root_hash
+    ):
+        raise VerificationError("the receipt does not prove that this manifest is in the ledger")
+    return checkpoint
+
+
+# --------------------------------------------------------------------------------------------
+# Entries and reports
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One logged export.  ``leaf`` is the exact signed manifest bytes (the Merkle leaf data).
+
+    Only ``leaf`` is covered by the tree; the other columns are an index over it, so a
+    ``check_entry`` callback must cross-check them against the manifest.
+    """
+
+    index: int
+    kind: str
+    export_id: str
+    approval_id: str
+    approval_sha256: str
+    run: int
+    created_at: str
+    leaf: bytes
+    signature: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    size: int
+    root_hash: bytes
+    origin: str
+    entries_checked: int
+    checkpoints_checked: int
+    latest_checkpoint: str | None = field(repr=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The SQL layer (SQLite).  Everything dialect-specific is in this class.
+# --------------------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    idx             INTEGER PRIMARY KEY CHECK (idx >= 0),
+    kind            TEXT    NOT NULL,
+    export_id       TEXT    NOT NULL UNIQUE,
+    approval_id     TEXT    NOT NULL,
+    approval_sha256 TEXT    NOT NULL,
+    run             INTEGER NOT NULL CHECK (run >= 1),
+    created_at      TEXT    NOT NULL,
+    leaf            BLOB    NOT NULL,
+    signature       BLOB    NOT NULL,
+    leaf_hash       BLOB    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_approval_run ON entries (approval_sha256, run);
+CREATE TABLE IF NOT EXISTS nodes (
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB    NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tree_state (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    size    INTEGER NOT NULL,
+    compact BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size       INTEGER PRIMARY KEY,
+    root_hash  BLOB NOT NULL,
+    note       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+_APPEND_ONLY = ("meta", "entries", "nodes", "checkpoints")
+
+
+class _SqliteStore:
+    """The ledger's tables on one SQLite connection (autocommit; explicit transactions)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            if not path.exists():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+                os.close(fd)
+            self.conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise FileError(f"cannot open the ledger {path}: {exc}") from exc
+        self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE``: take the write lock first, so concurrent appends serialise."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def read_transaction(self) -> Iterator[None]:
+        """One consistent snapshot for several reads."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+    def create_schema(self) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self.conn.execute(statement)
+        for table in _APPEND_ONLY:
+            for action in ("UPDATE", "DELETE"):
+                self.conn.execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} "
+                    f"BEFORE {action} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, 'the securexport ledger is append-only'); END"
+                )
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def tree_state(self) -> merkle.CompactRange:
+        row = self.conn.execute("SELECT size, compact FROM tree_state WHERE id = 1").fetchone()
+        if row is None:
+            return merkle.CompactRange()
+        try:
+            compact = merkle.CompactRange.from_bytes(bytes(row[1]))
+        except ValueError as exc:
+            raise LedgerVerificationError("the ledger's tree state is damaged") from exc
+        if compact.size != row[0]:
+            raise LedgerVerificationError("the ledger's tree state is damaged")
+        return compact
+
+    def put_tree_state(self, compact: merkle.CompactRange) -> None:
+        self.conn.execute(
+            "INSERT INTO tree_state (id, size, compact) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET size = excluded.size, compact = excluded.compact",
+            (compact.size, compact.to_bytes()),
+        )
+
+    def runs_used(self, approval_sha256: str) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM entries WHERE kind = ? AND approval_sha256 = ?",
+            (KIND_EXPORT, approval_sha256),
+        ).fetchone()
+        return int(row[0])
+
+    def has_export_id(self, export_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM entries WHERE export_id = ?", (export_id,)
+        ).fetchone()
+        return row is not None
+
+    def insert_entry(self, entry: Entry) -> None:
+        self.conn.execute(
+            "INSERT INTO entries (idx, kind, export_id, approval_id, approval_sha256, run, "
+            "created_at, leaf, signature, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.index,
+                entry.kind,
+                entry.export_id,
+                entry.approval_id,
+                entry.approval_sha256,
+                entry.run,
+                entry.created_at,
+                entry.leaf,
+                entry.signature,
+                entry.leaf_hash,
+            ),
+        )
+
+    def insert_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        self.conn.executemany("INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+
+    def node(self, level: int, index: int) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT hash FROM nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def all_nodes(self) -> dict[tuple[int, int], bytes]:
+        rows = self.conn.execute("SELECT level, idx, hash FROM nodes")
+        return {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+
+    def insert_checkpoint(self, size: int, root_hash: bytes, note: str, created_at: str) -> None:
+        self.conn.execute(
+            "INSERT INTO checkpoints (size, root_hash, note, created_at) VALUES (?, ?, ?, ?)",
+            (size, root_hash, note, created_at),
+        )
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        row = self.conn.execute(
+            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def checkpoints(self) -> Iterator[tuple[int, bytes, str]]:
+        for row in self.conn.execute("SELECT size, root_hash, note FROM checkpoints ORDER BY size"):
+            yield int(row[0]), bytes(row[1]), str(row[2])
+
+    _ENTRY_COLUMNS = (
+        "idx, kind, export_id, approval_id, approval_sha256, run, created_at, leaf, signature, "
+        "leaf_hash"
+    )
+
+    @staticmethod
+    def _entry(row: Any) -> Entry:
+        return Entry(
+            index=int(row[0]),
+            kind=str(row[1]),
+            export_id=str(row[2]),
+            approval_id=str(row[3]),
+            approval_sha256=str(row[4]),
+            run=int(row[5]),
+            created_at=str(row[6]),
+            leaf=bytes(row[7]),
+            signature=bytes(row[8]),
+            leaf_hash=bytes(row[9]),
+        )
+
+    def entries(self, start: int, limit: int | None) -> Iterator[Entry]:
+        cursor = self.conn.execute(
+            f"SELECT {self._ENTRY_COLUMNS} FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?",  # noqa: S608
+            (start, -1 if limit is None else limit),
+        )
+        while rows := cursor.fetchmany(256):
+            for row in rows:
+                yield self._entry(row)
+
+    def entry_by_index(self, index: int) -> Entry | None:
+        row = self.conn.execute(
+            f"SELECT {self._ENTRY_COLUMNS} FROM entries WHERE idx = ?",  # noqa: S608
+            (index,),
+        ).fetchone()
+        return None if row is None else self._entry(row)
+
+    def entry_by_export_id(self, export_id: str) -> Entry | None:
+        row = self.conn.execute(
+            f"SELECT {self._ENTRY_COLUMNS} FROM entries WHERE export_id = ?",  # noqa: S608
+            (export_id,),
+        ).fetchone()
+        return None if row is None else self._entry(row)
+
+
+class _StoreNodes:
+    """A :class:`merkle.NodeSource` over the node table."""
+
+    def __init__(self, store: _SqliteStore) -> None:
+        self._store = store
+
+    def node(self, level: int, index: int) -> bytes:
+        found = self._store.node(level, index)
+        if found is None:
+            raise LedgerVerificationError(
+                f"the ledger's node table lacks node {level}/{index}",
+                hint="run 'securexport ledger verify'",
+            )
+        return found
+
+
+# --------------------------------------------------------------------------------------------
+# The ledger
+# --------------------------------------------------------------------------------------------
+
+
+class Ledger:
+    """The export register.  Open with :meth:`open`; one instance per process/thread."""
+
+    def __init__(self, store: _SqliteStore, origin: str) -> None:
+        self._store = store
+        self.origin = origin
+
+    @classmethod
+    def open(cls, path: Path, *, origin: str | None = None) -> Ledger:
+        """Open (creating if needed) the ledger at ``path``; a new ledger gets ``origin`` or a
+        fresh ``securexport.local/<16 hex>``.  An existing ledger keeps its origin."""
+        if origin is not None and not _ORIGIN_RE.fullmatch(origin):
+            raise ValueError(f"invalid ledger origin {origin!r}")
+        store = _SqliteStore(path)
+        try:
+            with store.write_transaction():
+                store.create_schema()
+                version = store.get_meta("schema")
+                if version is None:
+                    store.put_meta("schema", SCHEMA_VERSION)
+                elif version != SCHEMA_VERSION:
+                    raise FileError(f"{path} is not a {SCHEMA_VERSION} ledger ({version})")
+                stored = store.get_meta("origin")
+                if stored is None:
+                    stored = origin or new_origin()
+                    store.put_meta("origin", stored)
+                elif origin is not None and origin != stored:
+                    raise VerificationError(
+                        f"the ledger at {path} has origin {stored}, not {origin}"
+                    )
+        except sqlite3.Error as exc:
+            store.close()
+            raise FileError(f"cannot open the ledger {path}: {exc}") from exc
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, stored)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append_export(
+        self,
+        manifest: bytes,
+        signature: bytes,
+        *,
+        export_id: str,
+        approval_id: str,
+        approval_sha256: str,
+        run: int,
+        max_runs: int | None,
+        signer: Ed25519PrivateKey,
+        signer_name: str,
+        now: datetime,
+    ) -> Receipt:
+        """Log one export and return its receipt, in one ``BEGIN IMMEDIATE`` transaction.
+
+        ``run`` is the run number the caller checked before exporting (``runs_used + 1``); if
+        another export of the same approval was logged meanwhile, this refuses (PolicyError) and
+        nothing is written.  Costs O(log n) hashes and node reads.
+        """
+        created_at = _rfc3339(now)
+        verifier_key = make_verifier_key(signer_name, signer.public_key())
+        try:
+            with self._store.write_transaction():
+                receipt = self._append_locked(
+                    manifest,
+                    signature,
+                    export_id=export_id,
+                    approval_id=approval_id,
+                    approval_sha256=approval_sha256,
+                    run=run,
+                    max_runs=max_runs,
+                    signer=signer,
+                    signer_name=signer_name,
+                    verifier_key=verifier_key,
+                    created_at=created_at,
+                )
+        except sqlite3.Error as exc:
+            raise FileError(f"cannot write to the ledger: {exc}") from exc
+        return receipt
+
+    def _append_locked(
+        self,
+        manifest: bytes,
+        signature: bytes,
+        *,
+        export_id: str,
+        approval_id: str,
+        approval_sha256: str,
+        run: int,
+        max_runs: int | None,
+        signer: Ed25519PrivateKey,
+        signer_name: str,
+        verifier_key: str,
+        created_at: str,
+    ) -> Receipt:
+        store = self._store
+        stored_key = store.get_meta("verifier_key")
+        if stored_key is None:
+            store.put_meta("verifier_key", verifier_key)
+        elif stored_key != verifier_key:
+            raise KeyUnavailableError(
+                "this is not the ledger's signing key",
+                hint=f"the ledger's checkpoints are signed by {stored_key}",
+            )
+        used = store.runs_used(approval_sha256)
+        if max_runs is not None and used >= max_runs:
+            raise PolicyError(f"approval {approval_id} has used its {max_runs} runs")
+        if run != used + 1:
+            raise PolicyError(
+                f"run number {run} of approval {approval_id} is stale "
+                f"({used} runs are logged), retry",
+                hint="another export of this approval was logged meanwhile; run the export again",
+            )
+        if store.has_export_id(export_id):
+            raise PolicyError(f"export {export_id} is already in the ledger")
+
+        compact = store.tree_state()
+        index = compact.size
+        leaf = merkle.leaf_hash(manifest)
+        new_nodes: list[tuple[int, int, bytes]] = []
+        compact.append(leaf, on_node=lambda lvl, idx, h: new_nodes.append((lvl, idx, h)))
+        store.insert_entry(
+            Entry(
+                index=index,
+                kind=KIND_EXPORT,
+                export_id=export_id,
+                approval_id=approval_id,
+                approval_sha256=approval_sha256,
+                run=run,
+                created_at=created_at,
+                leaf=manifest,
+                signature=signature,
+                leaf_hash=leaf,
+            )
+        )
+        store.insert_nodes(new_nodes)
+        store.put_tree_state(compact)
+        root_hash = compact.root()
+        checkpoint = Checkpoint(self.origin, compact.size, root_hash)
+        note = sign_note(checkpoint.to_text(), signer_name, signer)
+        store.insert_checkpoint(compact.size, root_hash, note, created_at)
+        proof = merkle.inclusion_proof(_StoreNodes(store), index, compact.size)
+        if not merkle.verify_inclusion(leaf, index, compact.size, proof, root_hash):
+            raise LedgerVerificationError("the ledger's node table is inconsistent", index=index)
+        return Receipt(index, tuple(proof), note)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def runs_used(self, approval_sha256: str) -> int:
+        """How many exports of the approval with this SHA-256 are logged."""
+        return self._store.runs_used(approval_sha256)
+
+    def size(self) -> int:
+        return self._store.tree_state().size
+
+    def entries(self, *, start: int = 0, limit: int | None = None) -> Iterator[Entry]:
+        """Entries in log order, streamed."""
+        return self._store.entries(start, limit)
+
+    def entry(self, key: int | str) -> Entry:
+        """One entry by index or export id."""
+        found = (
+            self._store.entry_by_index(key)
+            if isinstance(key, int)
+            else self._store.entry_by_export_id(key)
+        )
+        if found is None:
+            raise VerificationError(f"{key} is not in the ledger")
+        return found
+
+    def latest_checkpoint(self) -> str | None:
+        """The newest signed checkpoint note, or None for an empty ledger."""
+        latest = self._store.latest_checkpoint()
+        return None if latest is None else latest[1]
+
+    def prove(self, export_id: str) -> Receipt:
+        """A fresh receipt for ``export_id`` against the latest checkpoint."""
+        store = self._store
+        with store.read_transaction():
+            found = store.entry_by_export_id(export_id)
+            latest = store.latest_checkpoint()
+            if found is None or latest is None:
+                raise VerificationError(f"export {export_id} is not in the ledger")
+            size, note = latest
+            checkpoint = Checkpoint.parse(note[: note.rfind("\n\n") + 1])
+            proof = merkle.inclusion_proof(_StoreNodes(store), found.index, size)
+        if not merkle.verify_inclusion(
+            merkle.leaf_hash(found.leaf), found.index, size, proof, checkpoint.root_hash
+        ):
+            raise LedgerVerificationError(
+                f"entry {found.index} does not match the latest checkpoint",
+                index=found.index,
+                hint="run 'securexport ledger verify'",
+            )
+        return Receipt(found.index, tuple(proof), note)
+
+    def verify_all(
+        self,
+        verifier_key: str,
+        *,
+        check_entry: Callable[[Entry], None] | None = None,
+    ) -> VerifyReport:
+        """Recompute the whole tree from the leaves and check everything against it.
+
+        Checks, in log order: indexes have no gaps; each stored leaf hash and node matches the
+        recomputed one; every checkpoint is signed by ``verifier_key`` (whose name must be the
+        origin), names this origin, and has the recomputed root at its size; run numbers of each
+        approval count 1, 2, 3, …; the last checkpoint covers every entry; ``check_entry`` (the
+        caller's per-entry checks: manifest signature, approval policy, that the indexed columns
+        match the manifest) passes.  The first failure raises :class:`LedgerVerificationError`
+        naming the entry's index.
+        """
+        store = self._store
+        with store.read_transaction():
+            return self._verify_locked(store, verifier_key, check_entry)
+
+    def _verify_locked(
+        self,
+        store: _SqliteStore,
+        verifier_key: str,
+        check_entry: Callable[[Entry], None] | None,
+    ) -> VerifyReport:
+        stored_nodes = store.all_nodes()
+        checkpoints = list(store.checkpoints())
+        by_size = {size: (root_hash, note) for size, root_hash, note in checkpoints}
+        compact = merkle.CompactRange()
+        runs: dict[str, int] = {}
+        latest_note: str | None = None
+        checked = 0
+
+        def fail(index: int | None, message: str) -> LedgerVerificationError:
+            where = f"entry {index}: " if index is not None else ""
+            return LedgerVerificationError(f"ledger verification failed at {where}{message}",
+                                           index=index)
+
+        def check_checkpoint(size: int, root_hash: bytes, stored_root: bytes, note: str) -> None:
+            index = size - 1 if size else None
+            try:
+                opened = open_note(note, [verifier_key])
+                checkpoint = Checkpoint.parse(opened.text)
+            except VerificationError as exc:
+                raise fail(index, f"the checkpoint at size {size} does not verify ({exc})") from exc
+            if checkpoint.origin != self.origin or checkpoint.origin not in opened.verified_by:
+                raise fail(index, f"the checkpoint at size {size} is for another log")
+            if checkpoint.size != size or checkpoint.root_hash != stored_root:
+                raise fail(index, f"the checkpoint at size {size} was altered")
+            if stored_root != root_hash:
+                raise fail(index, f"the tree no longer matches the checkpoint at size {size}")
+
+        if 0 in by_size:
+            check_checkpoint(0, merkle.EMPTY_ROOT, *by_size[0])
+        for entry in store.entries(0, None):
+            index = compact.size
+            if entry.index != index:
+                raise fail(index, "missing (the entries have a gap)")
+            recomputed = merkle.leaf_hash(entry.leaf)
+            if entry.leaf_hash != recomputed:
+                raise fail(index, "the manifest bytes do not match their logged hash")
+            mismatch: list[tuple[int, int]] = []
+
+            def compare(level: int, idx: int, h: bytes, _bad: list[tuple[int, int]] = mismatch) -> None:
+                if stored_nodes.get((level, idx)) != h:
+                    _bad.append((level, idx))
+
+            compact.append(recomputed, on_node=compare)
+            if mismatch:
+                raise fail(index, f"the node table disagrees with the leaves at {mismatch[0]}")
+            if entry.kind == KIND_EXPORT:
+                expected_run = runs.get(entry.approval_sha256, 0) + 1
+                if entry.run != expected_run:
+                    raise fail(index, f"run {entry.run} of approval {entry.approval_id} "
+                                      f"should be run {expected_run}")
+                runs[entry.approval_sha256] = expected_run
+            if compact.size in by_size:
+                stored_root, note = by_size[compact.size]
+                check_checkpoint(compact.size, compact.root(), stored_root, note)
+                latest_note = note
+            if check_entry is not None:
+                try:
+                    check_entry(entry)
+                except SecurexportError as exc:
+                    raise fail(index, exc.message) from exc
+            checked += 1
+        size = compact.size
+        beyond = [s for s in by_size if s > size]
+        if beyond:
+            raise fail(size, f"missing (a checkpoint covers {max(beyond)} entries, "
+                             f"only {size} are present)")
+        if size and size not in by_size:
+            raise fail(size - 1, "not covered by any signed checkpoint")
+        if len(stored_nodes) != 2 * size - size.bit_count():
+            raise fail(None, "the node table holds nodes that no entry explains")
+        if store.tree_state() != compact:
+            raise fail(None, "the stored tree state does not match the entries")
+        return VerifyReport(
+            size=size,
+            root_hash=compact.root(),
+            origin=self.origin,
+            entries_checked=checked,
+            checkpoints_checked=len(checkpoints),
+            latest_checkpoint=latest_note,
+        )

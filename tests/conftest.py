@@ -1,0 +1,51 @@
+"""Shared fixtures.  Topic-specific helpers live in tests/support/<topic>.py."""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from securexport.environment import Environment, Home
+
+# Fast key-file KDF for tests only; production files use the fixed, documented log_n = 18.
+TEST_SCRYPT_LOG_N = 10
+
+
+@pytest.fixture
+def vectors_dir() -> Path:
+    """External vectors fetched by scripts/fetch-vectors.sh (make vectors); never committed."""
+    root = os.environ.get("SECUREXPORT_VECTORS") or str(
+        Path(__file__).resolve().parent.parent / ".cache" / "vectors"
+    )
+    return Path(root)
+
+
+@pytest.fixture
+def passphrase_file(tmp_path: Path) -> Path:
+    path = tmp_path / "passphrase.txt"
+    path.write_bytes(b"correct horse battery staple\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return Home(tmp_path / "home").ensure()
+
+
+@pytest.fixture
+def env(home: Home, passphrase_file: Path) -> Environment:
+    """A non-interactive environment with a passphrase file and a fixed clock."""
+    return Environment(
+        home=home,
+        now=lambda: datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC),
+        stdin_isatty=False,
+        stderr=io.StringIO(),
+        interactive=False,
+        passphrase_file=str(passphrase_file),
+        keystore="file",
+    )
