@@ -54,15 +54,16 @@ RECEIPT = "receipt.tlog"
 README = "README.txt"
 COSIGNATURE = "receipt.cosig"  # optional: the witness's cosigned checkpoint (DESIGN.md §12)
 
+# DESIGN.md §4's order; the optional cosignature last, so it can be appended later.
 MEMBER_ORDER: tuple[str, ...] = (
-    README,
+    PAYLOAD,
+    KEY_FILE,
     MANIFEST,
     MANIFEST_SIG,
     APPROVAL,
     APPROVAL_SIG,
-    KEY_FILE,
-    PAYLOAD,
     RECEIPT,
+    README,
     COSIGNATURE,
 )
 OPTIONAL_MEMBERS = frozenset({COSIGNATURE})

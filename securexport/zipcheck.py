@@ -179,6 +179,21 @@ def _zip64(extra: dict[int, bytes], values: list[int], sentinels: list[int]) -> 
     return out
 
 
+def _local_zip64(extra: dict[int, bytes], usize: int, csize: int) -> tuple[int, int]:
+    """A local ZIP64 field holds both sizes; the header's must be saturated or the same."""
+    body = extra.get(EXTRA_ZIP64)
+    if body is None:
+        if _U32 in (usize, csize):
+            raise ZipStructureError("saturated size without a ZIP64 extra field")
+        return usize, csize
+    if len(body) != 16:
+        raise ZipStructureError("ZIP64 extra field does not match the header")
+    usize64, csize64 = struct.unpack("<QQ", body)
+    if usize not in (_U32, usize64) or csize not in (_U32, csize64):
+        raise ZipStructureError("ZIP64 extra field does not match the header")
+    return usize64, csize64
+
+
 def _parse_aes(extra: dict[int, bytes]) -> AesInfo | None:
     body = extra.get(EXTRA_AES)
     if body is None:
@@ -353,7 +368,7 @@ def _check_local(fp: SeekableReader, entry: ZipEntry, limit: int) -> tuple[int, 
         raise ZipStructureError("local header disagrees with the central directory")
     if method != entry.method or _parse_aes(extra) != entry.aes:
         raise ZipStructureError("local header disagrees with the central directory")
-    usize, csize = _zip64(extra, [usize, csize], [_U32, _U32])
+    usize, csize = _local_zip64(extra, usize, csize)
     data_offset = entry.header_offset + _LOCAL.size + name_len + extra_len
     end = data_offset + entry.compressed_size
     if end > limit:

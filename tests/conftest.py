@@ -49,3 +49,21 @@ def env(home: Home, passphrase_file: Path) -> Environment:
         passphrase_file=str(passphrase_file),
         keystore="file",
     )
+
+
+@pytest.fixture(scope="session")
+def offenders_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic offender database, made once per test session (never modified)."""
+    from securexport.synthetic import make_offenders_db
+
+    path = tmp_path_factory.mktemp("db") / "offenders.db"
+    make_offenders_db(path, people=3000, seed=7)
+    return path
+
+
+@pytest.fixture
+def world(tmp_path: Path, offenders_db_template: Path, passphrase_file: Path):  # type: ignore[no-untyped-def]
+    """Owner, exporter, recipient, auditor and outsider, each with a home; a pseudonym key."""
+    from tests.support.world import build_world
+
+    return build_world(tmp_path, offenders_db_template, passphrase_file)

@@ -68,15 +68,84 @@ def _on_sigterm(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _error(exc: SecurexportError) -> None:
+    click.echo(f"securexport: error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"securexport: hint: {exc.hint}", err=True)
+
+
+class SecurexportGroup(click.Group):
+    """A click group that maps every failure to one line and an exit code (DESIGN.md §7)."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(args) if args is not None else sys.argv[1:]
+        verbose = "-v" in argv or "--verbose" in argv
+        harden_process()
+        try:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (embedded use)
+            pass
+        code = 0
+        try:
+            result = super().main(
+                argv, prog_name or "securexport", complete_var, standalone_mode=False, **extra
+            )
+            if isinstance(result, int):
+                code = result
+        except SecurexportError as exc:
+            if verbose:
+                traceback.print_exc()
+            _error(exc)
+            code = exc.exit_code
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            _error(Interrupted("interrupted; partial output removed"))
+            code = 130
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except click.ClickException as exc:
+            _error(UsageError(exc.format_message()))
+            code = 2
+        except Exception as exc:  # a bug: one line, details only with -v
+            if verbose:
+                traceback.print_exc()
+            click.echo(
+                f"securexport: error: unexpected {type(exc).__name__}; run with -v for details",
+                err=True,
+            )
+            code = 1
+        sys.exit(code)
+
+
+@click.group(
+    cls=SecurexportGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="securexport")
-@click.option("--home", type=click.Path(file_okay=False), envvar=None, help="State directory (default: $SECUREXPORT_HOME or the platform's user data dir).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar=None,
+    help="State directory (default: $SECUREXPORT_HOME or the platform's user data dir).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for unexpected errors.")
-@click.option("--no-input", is_flag=True, help="Never prompt; fail if a passphrase is needed and no file is set.")
+@click.option(
+    "--no-input",
+    is_flag=True,
+    help="Never prompt; fail if a passphrase is needed and no file is set.",
+)
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, as_json: bool, quiet: bool, verbose: bool, no_input: bool) -> None:
+def cli(
+    ctx: click.Context, home: str | None, as_json: bool, quiet: bool, verbose: bool, no_input: bool
+) -> None:
     """Approved, minimised, encrypted and logged exports of personal data.
 
     \b
@@ -97,45 +166,11 @@ def _register() -> None:
 _register()
 
 
-def _error(exc: SecurexportError) -> None:
-    click.echo(f"securexport: error: {exc.message}", err=True)
-    if exc.hint:
-        click.echo(f"securexport: hint: {exc.hint}", err=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, map errors to exit codes, never print a traceback without -v."""
-    harden_process()
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
-    try:
-        cli.main(args=argv, prog_name="securexport", standalone_mode=False)
-    except SecurexportError as exc:
-        if verbose:
-            traceback.print_exc()
-        _error(exc)
-        return exc.exit_code
-    except click.exceptions.Abort:
-        _error(Interrupted("interrupted; partial output removed"))
-        return 130
-    except KeyboardInterrupt:
-        _error(Interrupted("interrupted; partial output removed"))
-        return 130
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        _error(UsageError(exc.format_message()))
-        return 2
-    except Exception as exc:  # a bug: say so in one line, details only with -v
-        if verbose:
-            traceback.print_exc()
-        click.echo(
-            f"securexport: error: unexpected {type(exc).__name__}; run with -v for details",
-            err=True,
-        )
-        return 1
-    return 0
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point (console script)."""
+    cli.main(argv)
+    raise AssertionError("unreachable")
 
 
 def entry() -> NoReturn:
-    sys.exit(main())
+    main()

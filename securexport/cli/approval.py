@@ -105,7 +105,9 @@ def approval_sign(ctx: Context, file: Path, as_name: str) -> None:
 
 @approval.command("plan")
 @click.argument("file", type=_FILE)
-@click.option("--source", required=True, help="SQLAlchemy URL, opened read-only (sqlite:///db.sqlite).")
+@click.option(
+    "--source", required=True, help="SQLAlchemy URL, opened read-only (sqlite:///db.sqlite)."
+)
 @pass_context
 def approval_plan(ctx: Context, file: Path, source: str) -> None:
     """Show what an export would do — counts, k, suppression — writing no data.
@@ -122,15 +124,25 @@ def approval_plan(ctx: Context, file: Path, source: str) -> None:
     report = plan(file, source, ctx.env())
 
     def human() -> None:
-        click.echo(f"plan for approval {report.approval_id} (signed by {report.signer}), run date {report.run_date}")
+        click.echo(
+            f"plan for approval {report.approval_id} (signed by {report.signer}), run date {report.run_date}"
+        )
         click.echo(f"  matching rows:  {report.matching_rows} (row cap {report.row_cap})")
         if report.k is not None:
-            click.echo(f"  k = {report.k}; smallest class {report.k_achieved}; classes below k: {report.suppressed_classes}")
+            click.echo(
+                f"  k = {report.k}; smallest class {report.k_achieved}; classes below k: {report.suppressed_classes}"
+            )
             hist = ", ".join(f"{s}:{n}" for s, n in sorted(report.histogram.items())[:12])
-            click.echo(f"  class sizes (size:classes): {hist}{' …' if len(report.histogram) > 12 else ''}")
-            click.echo(f"  suppressed rows: {report.suppressed_rows} (fraction {report.suppressed_fraction})")
+            click.echo(
+                f"  class sizes (size:classes): {hist}{' …' if len(report.histogram) > 12 else ''}"
+            )
+            click.echo(
+                f"  suppressed rows: {report.suppressed_rows} (fraction {report.suppressed_fraction})"
+            )
         if report.invalid_suppressed_rows:
-            click.echo(f"  rows dropped by on_invalid = suppress_row: {report.invalid_suppressed_rows}")
+            click.echo(
+                f"  rows dropped by on_invalid = suppress_row: {report.invalid_suppressed_rows}"
+            )
         click.echo(f"  rows to write:  {report.written_rows} (min_rows {report.min_rows})")
         for warning in report.warnings:
             click.echo(f"  warning: {warning}")

@@ -13,9 +13,13 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 
 @click.command("export")
 @click.argument("approval", type=_FILE)
-@click.option("--source", required=True, help="SQLAlchemy URL, opened read-only (no password inside).")
+@click.option(
+    "--source", required=True, help="SQLAlchemy URL, opened read-only (no password inside)."
+)
 @click.option("--as", "as_name", required=True, help="Your exporter identity.")
-@click.option("-o", "--output", required=True, type=_FILE, help="The bundle to write (must not exist).")
+@click.option(
+    "-o", "--output", required=True, type=_FILE, help="The bundle to write (must not exist)."
+)
 @pass_context
 def export_cmd(ctx: Context, approval: Path, source: str, as_name: str, output: Path) -> None:
     """Run a signed APPROVAL against --source into an encrypted, signed, logged bundle.
@@ -39,11 +43,14 @@ def export_cmd(ctx: Context, approval: Path, source: str, as_name: str, output: 
         "payload_sha256": result.payload_sha256,
         "ledger_index": result.ledger_index,
     }
-    ctx.emit(doc, lambda: click.echo(
-        f"wrote {result.bundle}: {result.rows_written} rows "
-        f"({result.matching_rows} matched, {result.suppressed_rows} suppressed, k achieved {result.k_achieved}); "
-        f"run {result.run}; ledger entry {result.ledger_index}; export {result.export_id}"
-    ))
+    ctx.emit(
+        doc,
+        lambda: click.echo(
+            f"wrote {result.bundle}: {result.rows_written} rows "
+            f"({result.matching_rows} matched, {result.suppressed_rows} suppressed, k achieved {result.k_achieved}); "
+            f"run {result.run}; ledger entry {result.ledger_index}; export {result.export_id}"
+        ),
+    )
 
 
 @click.command("inspect")
@@ -64,14 +71,24 @@ def inspect_cmd(ctx: Context, bundle: Path) -> None:
         click.echo("(unverified — run `securexport verify` to check signatures and hashes)")
         click.echo(f"export {manifest.get('export_id')} created {manifest.get('created_at')}")
         approval = manifest.get("approval", {})
-        click.echo(f"approval {approval.get('id')} run {approval.get('run')}, signed by {approval.get('signer')}")
+        click.echo(
+            f"approval {approval.get('id')} run {approval.get('run')}, signed by {approval.get('signer')}"
+        )
         operator = manifest.get("operator", {})
-        click.echo(f"exporter {operator.get('name')} ({operator.get('key_fingerprint')}) on {operator.get('host')}")
+        click.echo(
+            f"exporter {operator.get('name')} ({operator.get('key_fingerprint')}) on {operator.get('host')}"
+        )
         records = manifest.get("records", {})
-        click.echo(f"rows: {records.get('written')} written of {records.get('matching')} matching; k achieved {records.get('k_achieved')}")
+        click.echo(
+            f"rows: {records.get('written')} written of {records.get('matching')} matching; k achieved {records.get('k_achieved')}"
+        )
         for col in manifest.get("columns", []):
-            click.echo(f"  column {col.get('name')} <- {col.get('source')} [{col.get('transform')}]")
-        click.echo("recipients: " + ", ".join(r.get("name", "?") for r in manifest.get("recipients", [])))
+            click.echo(
+                f"  column {col.get('name')} <- {col.get('source')} [{col.get('transform')}]"
+            )
+        click.echo(
+            "recipients: " + ", ".join(r.get("name", "?") for r in manifest.get("recipients", []))
+        )
 
     ctx.emit(manifest, human)
 
@@ -94,7 +111,9 @@ def verify_cmd(ctx: Context, bundle: Path) -> None:
 
     def human() -> None:
         click.echo(f"OK: export {verdict.export_id} of approval {verdict.approval_id}")
-        click.echo(f"  approved by {verdict.approver}; exported by {verdict.exporter} at {verdict.created_at}")
+        click.echo(
+            f"  approved by {verdict.approver}; exported by {verdict.exporter} at {verdict.created_at}"
+        )
         click.echo(f"  {verdict.rows} rows for {', '.join(verdict.recipients)}")
         for check in verdict.checks:
             click.echo(f"  checked: {check}")
@@ -105,7 +124,13 @@ def verify_cmd(ctx: Context, bundle: Path) -> None:
 @click.command("decrypt")
 @click.argument("bundle", type=_FILE)
 @click.option("--as", "as_name", required=True, help="Your recipient identity.")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to create (must not exist, or be empty).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to create (must not exist, or be empty).",
+)
 @pass_context
 def decrypt_cmd(ctx: Context, bundle: Path, as_name: str, output: Path) -> None:
     """Verify everything, then decrypt into DIR (files 0600), checking every byte.
@@ -118,8 +143,12 @@ def decrypt_cmd(ctx: Context, bundle: Path, as_name: str, output: Path) -> None:
 
     result = decrypt(bundle, as_name, output, ctx.env())
     ctx.emit(
-        {"directory": str(result.directory), "files": [str(f) for f in result.files], "rows": result.rows,
-         "verified": result.verdict.to_json()},
+        {
+            "directory": str(result.directory),
+            "files": [str(f) for f in result.files],
+            "rows": result.rows,
+            "verified": result.verdict.to_json(),
+        },
         lambda: click.echo(
             f"verified and decrypted {result.rows} rows into {result.directory}: "
             + ", ".join(str(f) for f in result.files)

@@ -48,12 +48,15 @@ def keys_new(ctx: Context, name: str) -> None:
     """
     ident = _keystore(ctx).create_identity(name)
     doc = _identity_json(ident)
-    ctx.emit(doc, lambda: click.echo(
-        f"created identity {name} ({ident.store})\n"
-        f"  age recipient: {ident.age_recipient}\n"
-        f"  signing key:   {ident.signing_key.to_line(name)}\n"
-        f"  fingerprint:   {ident.signing_key.fingerprint()}"
-    ))
+    ctx.emit(
+        doc,
+        lambda: click.echo(
+            f"created identity {name} ({ident.store})\n"
+            f"  age recipient: {ident.age_recipient}\n"
+            f"  signing key:   {ident.signing_key.to_line(name)}\n"
+            f"  fingerprint:   {ident.signing_key.fingerprint()}"
+        ),
+    )
 
 
 @keys.command("list")
@@ -63,7 +66,10 @@ def keys_list(ctx: Context) -> None:
     idents = _keystore(ctx).list_identities()
     ctx.emit(
         [_identity_json(i) for i in idents],
-        lambda: [click.echo(f"{i.name}\t{i.signing_key.fingerprint()}\t{i.age_recipient}\t{i.store}") for i in idents],
+        lambda: [
+            click.echo(f"{i.name}\t{i.signing_key.fingerprint()}\t{i.age_recipient}\t{i.store}")
+            for i in idents
+        ],
     )
 
 
@@ -73,16 +79,21 @@ def keys_list(ctx: Context) -> None:
 def keys_show(ctx: Context, name: str) -> None:
     """Show identity NAME's public keys."""
     ident = _keystore(ctx).public_identity(name)
-    ctx.emit(_identity_json(ident), lambda: click.echo(
-        f"name:          {ident.name}\nage recipient: {ident.age_recipient}\n"
-        f"signing key:   {ident.signing_key.to_line(ident.name)}\n"
-        f"fingerprint:   {ident.signing_key.fingerprint()}\nstore:         {ident.store}"
-    ))
+    ctx.emit(
+        _identity_json(ident),
+        lambda: click.echo(
+            f"name:          {ident.name}\nage recipient: {ident.age_recipient}\n"
+            f"signing key:   {ident.signing_key.to_line(ident.name)}\n"
+            f"fingerprint:   {ident.signing_key.fingerprint()}\nstore:         {ident.store}"
+        ),
+    )
 
 
 @keys.command("export")
 @click.argument("name")
-@click.option("--age", "age_only", is_flag=True, help="Print the age recipient instead of the SSH key.")
+@click.option(
+    "--age", "age_only", is_flag=True, help="Print the age recipient instead of the SSH key."
+)
 @pass_context
 def keys_export(ctx: Context, name: str, age_only: bool) -> None:
     """Print NAME's public key for others: the SSH signing key (default) or the age recipient.
@@ -131,16 +142,31 @@ def pk_new(ctx: Context, key_id: str) -> None:
       securexport pseudonym-key new wmp-iom-2026
     """
     check = _keystore(ctx).create_pseudonym_key(key_id)
-    ctx.emit({"key_id": key_id, "key_check": check}, lambda: click.echo(
-        f"created pseudonym key {key_id}\nkey_check = \"{check}\"   # put this in [pseudonymisation]"
-    ))
+    ctx.emit(
+        {"key_id": key_id, "key_check": check},
+        lambda: click.echo(
+            f'created pseudonym key {key_id}\nkey_check = "{check}"   # put this in [pseudonymisation]'
+        ),
+    )
 
 
 @pseudonym_key.command("export")
 @click.argument("key_id")
 @click.option("--to", "recipient", required=True, help="The exporter's age recipient (age1…).")
-@click.option("--approval", "approval_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="A signed approval that uses the key and names that exporter.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Where to write the encrypted key file.")
+@click.option(
+    "--approval",
+    "approval_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A signed approval that uses the key and names that exporter.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the encrypted key file.",
+)
 @pass_context
 def pk_export(ctx: Context, key_id: str, recipient: str, approval_path: Path, output: Path) -> None:
     """Encrypt KEY_ID to an exporter named in a signed approval that uses it.
@@ -154,8 +180,10 @@ def pk_export(ctx: Context, key_id: str, recipient: str, approval_path: Path, ou
 
     data = export_pseudonym_key(key_id, recipient, approval_path, ctx.env())
     atomic_write(output, data)
-    ctx.emit({"key_id": key_id, "to": recipient, "file": str(output)},
-             lambda: click.echo(f"wrote {output} (pseudonym key {key_id}, encrypted to {recipient})"))
+    ctx.emit(
+        {"key_id": key_id, "to": recipient, "file": str(output)},
+        lambda: click.echo(f"wrote {output} (pseudonym key {key_id}, encrypted to {recipient})"),
+    )
 
 
 @pseudonym_key.command("import")
@@ -171,8 +199,10 @@ def pk_import(ctx: Context, file: Path) -> None:
     from securexport.api import _read_file
 
     key_id, check = _keystore(ctx).import_pseudonym_key(_read_file(file, 65536, "key file"))
-    ctx.emit({"key_id": key_id, "key_check": check},
-             lambda: click.echo(f"imported pseudonym key {key_id} (key_check {check})"))
+    ctx.emit(
+        {"key_id": key_id, "key_check": check},
+        lambda: click.echo(f"imported pseudonym key {key_id} (key_check {check})"),
+    )
 
 
 def register(group: click.Group) -> None:

@@ -41,7 +41,12 @@ def trust_add(ctx: Context, name: str, key: str, role: str) -> None:
         text = _read_file(path, 65536, "key file").decode("utf-8", errors="replace")
     added = _store(ctx).add(name, text, role)
     ctx.emit(
-        {"name": added.name, "role": added.role, "key": added.key_text, "fingerprint": added.fingerprint},
+        {
+            "name": added.name,
+            "role": added.role,
+            "key": added.key_text,
+            "fingerprint": added.fingerprint,
+        },
         lambda: click.echo(f"trusted {added.name} as {added.role} ({added.fingerprint})"),
     )
 
@@ -52,7 +57,10 @@ def trust_list(ctx: Context) -> None:
     """List trusted keys."""
     items = _store(ctx).list()
     ctx.emit(
-        [{"name": t.name, "role": t.role, "key": t.key_text, "fingerprint": t.fingerprint} for t in items],
+        [
+            {"name": t.name, "role": t.role, "key": t.key_text, "fingerprint": t.fingerprint}
+            for t in items
+        ],
         lambda: [click.echo(f"{t.name}\t{t.role}\t{t.fingerprint}") for t in items],
     )
 
@@ -63,8 +71,10 @@ def trust_list(ctx: Context) -> None:
 def trust_remove(ctx: Context, name: str) -> None:
     """Stop trusting NAME."""
     removed = _store(ctx).remove(name)
-    ctx.emit({"removed": removed.name, "role": removed.role},
-             lambda: click.echo(f"removed {removed.name} ({removed.role})"))
+    ctx.emit(
+        {"removed": removed.name, "role": removed.role},
+        lambda: click.echo(f"removed {removed.name} ({removed.role})"),
+    )
 
 
 def register(group: click.Group) -> None:

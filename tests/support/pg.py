@@ -39,7 +39,9 @@ def find_pg_bindir() -> Path:
     override = os.environ.get("SECUREXPORT_PG_BINDIR")
     if override:
         return Path(override)
-    candidates = [Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin") if Path(p, "initdb").exists()]
+    candidates = [
+        Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin") if Path(p, "initdb").exists()
+    ]
     if not candidates:
         on_path = shutil.which("initdb")
         if on_path:
@@ -85,10 +87,27 @@ class PgServer:
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         out = subprocess.run(
-            [str(self.bindir / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-             "-h", str(self.socket_dir), "-p", str(self.port), "-U", PG_USER, "-d", dbname,
-             "-c", sql],
-            check=True, capture_output=True, text=True,
+            [
+                str(self.bindir / "psql"),
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                PG_USER,
+                "-d",
+                dbname,
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return out.stdout
 
@@ -101,9 +120,19 @@ class PgServer:
 
     def stop(self) -> None:
         subprocess.run(
-            _as_pg_user([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m",
-                         "immediate", "-w", "stop"]),
-            check=False, capture_output=True,
+            _as_pg_user(
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ]
+            ),
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -118,24 +147,52 @@ def start_postgres() -> PgServer:
     server = PgServer(root=root, bindir=bindir, port=_free_port())
     try:
         subprocess.run(
-            _as_pg_user([str(bindir / "initdb"), "-D", str(server.data_dir), "-A", "trust",
-                         "-U", PG_USER, "-E", "UTF8", "--locale=C", "--no-sync"]),
-            check=True, capture_output=True,
+            _as_pg_user(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(server.data_dir),
+                    "-A",
+                    "trust",
+                    "-U",
+                    PG_USER,
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
-        options = (f"-p {server.port} -k {server.socket_dir} -c listen_addresses='' "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        options = (
+            f"-p {server.port} -k {server.socket_dir} -c listen_addresses='' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
         subprocess.run(
-            _as_pg_user([str(bindir / "pg_ctl"), "-D", str(server.data_dir), "-w", "-t", "60",
-                         "-o", options, "-l", str(root / "server.log"), "start"]),
-            check=True, capture_output=True,
+            _as_pg_user(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(server.data_dir),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    options,
+                    "-l",
+                    str(root / "server.log"),
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
     except subprocess.CalledProcessError as exc:
         log = root / "server.log"
         detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         server.stop()
-        raise RuntimeError(
-            f"could not start PostgreSQL: {exc.stderr!r}\n{detail}"
-        ) from exc
+        raise RuntimeError(f"could not start PostgreSQL: {exc.stderr!r}\n{detail}") from exc
     return server
 
 

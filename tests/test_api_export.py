@@ -1,0 +1,234 @@
+"""The whole path through the library: plan, export, inspect, verify, decrypt, refusals."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from securexport import api
+from securexport.errors import (
+    FileError,
+    KeyUnavailableError,
+    PolicyError,
+    VerificationError,
+)
+from tests.support.world import World
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if ".partial" in p.name or p.suffix == ".sxb")
+
+
+def test_export_verify_decrypt_round_trip(world: World) -> None:
+    result = world.export()
+    assert result.bundle.exists()
+    assert result.rows_written > 0
+    assert oct(result.bundle.stat().st_mode & 0o777) == "0o600"
+
+    verdict = api.verify(result.bundle, world.owner)
+    assert verdict.export_id == result.export_id
+    assert verdict.rows == result.rows_written
+    assert verdict.exporter == "analyst"
+
+    out = world.root / "extract"
+    decrypted = api.decrypt(result.bundle, "force", out, world.recipient)
+    data = out / "data" / "offenders.csv"
+    assert decrypted.files == (data,)
+    assert oct(data.stat().st_mode & 0o777) == "0o600"
+    rows = _rows(data)
+    assert rows[0] == ["offender", "birth_year", "district", "convictions", "release_quarter"]
+    assert len(rows) - 1 == result.rows_written
+    # The auditor can open it too.
+    api.decrypt(result.bundle, "audit", world.root / "audit-extract", world.auditor)
+    assert (world.root / "audit-extract" / "data" / "offenders.csv").read_bytes() == data.read_bytes()
+
+
+def test_export_matches_source_counts(world: World) -> None:
+    """rows matched = the source's own count of WMP rows; written = matched - suppressed."""
+    result = world.export()
+    with sqlite3.connect(world.db_path) as conn:
+        (expected,) = conn.execute("SELECT count(*) FROM offenders WHERE force_code = 'WMP'").fetchone()
+    assert result.matching_rows == expected
+    assert result.rows_written == expected - result.suppressed_rows
+    assert result.manifest["records"]["written"] == result.rows_written
+
+
+def test_pseudonyms_are_stable_across_runs_and_never_raw(world: World) -> None:
+    a = world.export()
+    b = world.export()
+    out_a, out_b = world.root / "a", world.root / "b"
+    api.decrypt(a.bundle, "force", out_a, world.recipient)
+    api.decrypt(b.bundle, "force", out_b, world.recipient)
+    rows_a = _rows(out_a / "data" / "offenders.csv")
+    rows_b = _rows(out_b / "data" / "offenders.csv")
+    assert rows_a == rows_b  # deterministic order and pseudonyms: monthly extracts link
+    with sqlite3.connect(world.db_path) as conn:
+        raw_ids = {r[0] for r in conn.execute("SELECT offender_id FROM offenders")}
+    assert not raw_ids & {r[0] for r in rows_a[1:]}
+    assert b.run == a.run + 1
+
+
+def test_plan_reports_without_writing(world: World) -> None:
+    approval = world.write_approval()
+    before = set(world.root.rglob("*"))
+    report = api.plan(approval, world.source_url, world.owner)
+    assert set(world.root.rglob("*")) == before
+    assert report.verdict == "ok"
+    assert report.matching_rows > 0
+    assert report.written_rows == report.matching_rows - report.suppressed_rows - report.invalid_suppressed_rows
+    assert sum(report.histogram.values()) > 0
+    result = world.export(approval)
+    assert result.rows_written == report.written_rows  # plan needs no pseudonym key, agrees anyway
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "needle"),
+    [
+        ({"row_cap": 5}, PolicyError, "row_cap"),
+        ({"min_rows": 10_000_000, "row_cap": 10_000_000}, PolicyError, "min_rows"),
+        ({"expires": "2026-02-01T00:00:00Z"}, PolicyError, "expired"),
+        ({"not_before": "2026-12-01T00:00:00Z"}, PolicyError, "not valid before"),
+        (
+            {"privacy": '[privacy]\nquasi_identifiers = ["birth_year", "district", "release_quarter"]\nk = 50\non_violation = "abort"\n'},
+            PolicyError,
+            "k",
+        ),
+    ],
+)
+def test_refusals_write_nothing(world: World, kwargs: dict, error: type, needle: str) -> None:
+    approval = world.write_approval(**kwargs)
+    out = world.root / "refused.sxb"
+    with pytest.raises(error) as info:
+        world.export(approval, out=out)
+    assert needle in str(info.value)
+    assert not out.exists()
+    assert _leftovers(world.root) == []
+
+
+def test_unsigned_and_untrusted_approvals_refused(world: World) -> None:
+    unsigned = world.write_approval(sign=False)
+    with pytest.raises(PolicyError, match="not signed"):
+        world.export(unsigned)
+    # Signed by someone who is not a trusted approver (the outsider).
+    path = world.write_approval(sign=False)
+    api.sign_approval(path, "stranger", world.outsider)
+    with pytest.raises(PolicyError, match="not a trusted approver"):
+        world.export(path)
+    # Edited after signing.
+    signed = world.write_approval()
+    signed.write_text(signed.read_text().replace("row_cap  = 100000", "row_cap  = 100001"))
+    with pytest.raises(PolicyError, match="signature is invalid"):
+        world.export(signed)
+    assert _leftovers(world.root) == []
+
+
+def test_exporter_not_listed_refused(world: World) -> None:
+    other = world.ids["outsider"].signing_key.to_line()
+    approval = world.write_approval(exporter_key=other)
+    with pytest.raises(PolicyError, match="not an exporter"):
+        world.export(approval)
+
+
+def test_max_runs_enforced_from_ledger(world: World) -> None:
+    approval = world.write_approval(max_runs=1)
+    world.export(approval)
+    with pytest.raises(PolicyError, match="runs"):
+        world.export(approval)
+
+
+def test_unknown_column_is_schema_drift(world: World) -> None:
+    columns = '[[column]]\nname = "x"\nsource = "no_such_column"\ntransform = "keep"\nrole = "sensitive"\n'
+    approval = world.write_approval(columns=columns, privacy="", pseudonym=False)
+    with pytest.raises(PolicyError, match="no_such_column"):
+        world.export(approval)
+
+
+def test_output_exists_refused(world: World) -> None:
+    out = world.root / "exists.sxb"
+    out.write_bytes(b"keep me")
+    with pytest.raises(FileError):
+        world.export(out=out)
+    assert out.read_bytes() == b"keep me"
+
+
+def test_wrong_recipient_cannot_decrypt(world: World) -> None:
+    result = world.export()
+    out = world.root / "nope"
+    with pytest.raises(KeyUnavailableError):
+        api.decrypt(result.bundle, "stranger", out, world.outsider)
+    assert not out.exists()
+    assert not (world.root / "nope.partial").exists()
+
+
+def test_flipped_byte_in_each_member_is_detected(world: World) -> None:
+    import zipfile
+
+    result = world.export()
+    data = result.bundle.read_bytes()
+    with zipfile.ZipFile(result.bundle) as zf:
+        infos = zf.infolist()
+    for info in infos:
+        offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+        position = offset + info.compress_size // 2
+        tampered = bytearray(data)
+        tampered[position] ^= 0x01
+        path = world.root / f"tampered-{info.filename}.sxb"
+        path.write_bytes(bytes(tampered))
+        with pytest.raises(VerificationError):
+            api.verify(path, world.owner)
+        with pytest.raises(VerificationError):
+            api.decrypt(path, "force", world.root / f"out-{info.filename}", world.recipient)
+        assert not (world.root / f"out-{info.filename}").exists()
+
+
+def test_decrypt_refuses_non_empty_directory(world: World) -> None:
+    result = world.export()
+    out = world.root / "full"
+    out.mkdir()
+    (out / "x").write_text("x")
+    with pytest.raises(FileError):
+        api.decrypt(result.bundle, "force", out, world.recipient)
+
+
+def test_no_plaintext_on_disk(world: World, tmp_path: Path) -> None:
+    """A unique canary in the source must appear in no file written during the run."""
+    canary = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
+    with sqlite3.connect(world.db_path) as conn:
+        conn.execute("UPDATE offenders SET notes = ?, full_name = ? WHERE force_code = 'WMP'", (canary, canary))
+    columns = (
+        '[[column]]\nname = "notes"\nsource = "notes"\ntransform = "keep"\nrole = "sensitive"\n'
+        '[[column]]\nname = "name"\nsource = "full_name"\ntransform = "keep"\nrole = "sensitive"\n'
+    )
+    approval = world.write_approval(columns=columns, privacy="", pseudonym=False)
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmpdir)
+    try:
+        result = world.export(approval)
+    finally:
+        if old is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = old
+    needle = canary.encode()
+    for path in list(tmp_path.rglob("*")) + list(Path("/tmp").glob("*")):
+        if path.is_file() and path != world.db_path and not path.name.startswith("offenders.db"):
+            try:
+                assert needle not in path.read_bytes(), f"canary found in {path}"
+            except PermissionError:
+                continue
+    # And it is really there once decrypted (so the check above could fail).
+    out = world.root / "canary-out"
+    api.decrypt(result.bundle, "force", out, world.recipient)
+    assert needle in (out / "data" / "offenders.csv").read_bytes()

@@ -1,0 +1,130 @@
+"""CLI contract: exit codes, one-line errors, --json shapes, quiet streams, no secrets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from securexport.cli import cli
+from securexport.keys import KeyStore
+from tests.support.world import TEST_LOG_N, World
+
+
+def run(world_or_none: World | None, home: Path | None, *args: str, passphrase: Path | None = None):  # type: ignore[no-untyped-def]
+    env = {"SECUREXPORT_KEYSTORE": "file", "SECUREXPORT_PASSPHRASE_FILE": str(passphrase) if passphrase else ""}
+    argv = (["--home", str(home)] if home else []) + list(args)
+    return CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line and not line.startswith("securexport: notice:")]
+
+
+def _assert_one_line_error(result, code: int) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = _error_lines(result.stderr)
+    assert lines, result.stderr
+    assert lines[0].startswith("securexport: error: ")
+    assert all(line.startswith(("securexport: error: ", "securexport: hint: ")) for line in lines)
+    assert len(lines) <= 2
+    assert "Traceback" not in result.stderr
+
+
+def _walk(group: click.Group, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _walk(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def test_version_and_help() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and "0.1.0" in result.stdout
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _walk(cli)], ids=lambda p: " ".join(p))
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0
+    assert result.stdout.strip()
+
+
+def test_usage_error_exit_2() -> None:
+    result = CliRunner().invoke(cli, ["no-such-command"])
+    _assert_one_line_error(result, 2)
+
+
+def test_keys_json_shape_and_missing_key(tmp_path: Path, passphrase_file: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / "config.toml").write_text(f"[keys]\nscrypt_log_n = {TEST_LOG_N}\n")
+    created = run(None, home, "--json", "keys", "new", "alice", passphrase=passphrase_file)
+    assert created.exit_code == 0, created.stderr
+    shown = run(None, home, "--json", "keys", "show", "alice", passphrase=passphrase_file)
+    doc = json.loads(shown.stdout)
+    assert doc["name"] == "alice"
+    assert doc["age_recipient"].startswith("age1")
+    assert doc["signing_key"].startswith("ssh-ed25519 ")
+    secret = passphrase_file.read_text().strip()
+    assert secret not in created.stdout + created.stderr + shown.stdout + shown.stderr
+    assert "AGE-SECRET-KEY" not in created.stdout + created.stderr
+    missing = run(None, home, "--json", "keys", "show", "bob", passphrase=passphrase_file)
+    _assert_one_line_error(missing, 4)
+
+
+def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
+    approval = world.write_approval()
+    owner, exporter, recipient = world.owner.home.path, world.exporter.home.path, world.recipient.home.path
+    plan = run(world, owner, "--json", "approval", "plan", str(approval), "--source", world.source_url, passphrase=passphrase_file)
+    assert plan.exit_code == 0, plan.stderr
+    assert json.loads(plan.stdout)["verdict"] == "ok"
+
+    bundle = world.root / "cli.sxb"
+    exported = run(world, exporter, "--json", "export", str(approval), "--source", world.source_url,
+                   "--as", "analyst", "-o", str(bundle), passphrase=passphrase_file)
+    assert exported.exit_code == 0, exported.stderr
+    doc = json.loads(exported.stdout)
+    assert doc["rows_written"] > 0 and bundle.exists()
+    assert _error_lines(exported.stderr) == []  # no progress bar when stderr is not a terminal
+
+    inspected = run(world, None, "--json", "inspect", str(bundle))
+    assert json.loads(inspected.stdout)["export_id"] == doc["export_id"]
+
+    verified = run(world, owner, "--json", "verify", str(bundle))
+    assert verified.exit_code == 0, verified.stderr
+    assert json.loads(verified.stdout)["ok"] is True
+
+    out = world.root / "cli-out"
+    decrypted = run(world, recipient, "--json", "decrypt", str(bundle), "--as", "force", "-o", str(out), passphrase=passphrase_file)
+    assert decrypted.exit_code == 0, decrypted.stderr
+    assert (out / "data" / "offenders.csv").exists()
+    identity = KeyStore(world.recipient, scrypt_log_n=TEST_LOG_N).age_identity("force")
+    for result in (plan, exported, inspected, verified, decrypted):
+        assert identity not in result.stdout + result.stderr
+
+    # Exit codes of refusals.
+    _assert_one_line_error(
+        run(world, exporter, "--json", "export", str(approval), "--source", "postgresql+psycopg://u:secret@localhost/db",
+            "--as", "analyst", "-o", str(world.root / "x.sxb"), passphrase=passphrase_file), 2)
+    tampered = world.root / "tampered.sxb"
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    _assert_one_line_error(run(world, owner, "--json", "verify", str(tampered)), 5)
+    _assert_one_line_error(
+        run(world, world.outsider.home.path, "decrypt", str(bundle), "--as", "stranger", "-o", str(world.root / "o2"),
+            passphrase=passphrase_file), 4)
+    unsigned = world.write_approval(sign=False)
+    _assert_one_line_error(
+        run(world, exporter, "export", str(unsigned), "--source", world.source_url, "--as", "analyst",
+            "-o", str(world.root / "y.sxb"), passphrase=passphrase_file), 3)
+    _assert_one_line_error(
+        run(world, exporter, "export", str(approval), "--source", "sqlite:////nonexistent/db.sqlite", "--as", "analyst",
+            "-o", str(world.root / "z.sxb"), passphrase=passphrase_file), 6)
+    _assert_one_line_error(run(world, owner, "verify", str(world.root / "missing.sxb")), 7)
