@@ -6,14 +6,26 @@ DESIGN.md §5 and docs/formats.md.  Nothing here touches the network, the disk o
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bisect
+import difflib
 import hashlib
-from collections.abc import Mapping
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Literal, NoReturn, cast
 
-from securexport._crypto.sshkey import SshPublicKey
+import pyrage
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from securexport._crypto.sshkey import InvalidKeyError, SshPublicKey, check_ed25519_point
+from securexport.errors import ApprovalError
+from securexport.limits import DEFAULT_LIMITS, Limits
 
 SCHEMA = "securexport.approval/1"
 FILTER_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "between", "is_null", "not_null")
@@ -158,15 +170,1334 @@ class Approval:
         return next((e for e in self.exporters if e.ssh == key), None)
 
 
-class _NotImplementedParser(NotImplementedError):
-    pass
+# --------------------------------------------------------------------------------------------
+# Parsing
+#
+# Errors read ``approval.toml:23: [[column]] #3 "birth_year": unknown key "granularty"``: file,
+# line, where (table, 1-based entry number, the entry's name once known), then what is wrong.
+# tomllib reports no positions for keys, so _Locator rescans the (already valid) TOML text for
+# table headers and key assignments.  That is best effort: a key is found on the line where it
+# is assigned, a value inside a multi-line array on its own line, and a missing key is reported
+# on its table's header line; a missing top-level table has no line and the message says so by
+# leaving the number out (``approval.toml: missing required table [limits]``).
+# --------------------------------------------------------------------------------------------
+
+Path = tuple[str | int, ...]
+
+ROLES = ("sensitive", "quasi_identifier", "identifier", "direct_identifier", "other")
+ON_INVALID = ("error", "null", "suppress_row")
+GRANULARITIES = ("year", "quarter", "month")
+POSTCODE_LEVELS = ("area", "district", "sector")
+OUTPUT_FORMATS = ("csv", "jsonl")
+ON_VIOLATION = ("suppress", "abort")
+
+# Parameter keys of each transform: (required, optional).  Anything else is an error.
+TRANSFORM_PARAMS: Mapping[str, tuple[frozenset[str], frozenset[str]]] = MappingProxyType(
+    {
+        "keep": (frozenset(), frozenset()),
+        "null": (frozenset(), frozenset()),
+        "constant": (frozenset({"value"}), frozenset()),
+        "pseudonym": (frozenset(), frozenset()),
+        "date_trunc": (frozenset({"granularity"}), frozenset()),
+        "age_band": (frozenset({"width"}), frozenset({"top_code"})),
+        "postcode_trunc": (frozenset({"level"}), frozenset()),
+        "bucket": (frozenset({"edges"}), frozenset({"labels"})),
+        "top_code": (frozenset({"max"}), frozenset({"min"})),
+        "map": (frozenset({"mapping"}), frozenset({"default"})),
+        "mask": (frozenset(), frozenset({"keep_first", "keep_last", "char"})),
+    }
+)
+_COLUMN_KEYS = frozenset({"name", "source", "transform", "on_invalid", "role", "justification"})
+
+MAX_IN_VALUES = 1000
+MAX_BUCKET_EDGES = 1000
+MAX_MAP_ENTRIES = 10_000
+MAX_RELATIVE_DAYS = 73_050  # 200 years either way: resolve() can never overflow a date
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+_APPROVAL_ID = re.compile(r"[A-Z0-9][A-Za-z0-9._-]{0,63}")
+_APPROVAL_ID_SHAPE = "an approval id ([A-Z0-9][A-Za-z0-9._-]*, at most 64)"
+_PARTY_SHAPE = "a name ([A-Za-z0-9][A-Za-z0-9._@-]*, at most 64)"
+_SQL_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_OUTPUT_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_PARTY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_AGE_RECIPIENT = re.compile(r"age1[" + _BECH32_CHARSET + r"]{58}")
+_VERIFIER_KEY = re.compile(r"([\x21-\x2a\x2c-\x7e]{1,128})\+([0-9a-f]{8})\+([A-Za-z0-9+/]+={0,2})")
+_VERIFIER_ALGS = (0x01, 0x04)  # Ed25519 (signed note), Ed25519 cosignature/v1 (C2SP)
+# C0/C1 controls, DEL, bidi embeddings/overrides/isolates, BOM: a terminal or an editor would show
+# something else than the bytes the owner signs (CVE-2021-42574, "Trojan Source").
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_BAD_CHARS_TEXT = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+_BOM = b"\xef\xbb\xbf"
+_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
+
+_TOP_TABLES = {
+    "approval": "[approval]",
+    "source": "[source]",
+    "limits": "[limits]",
+    "pseudonymisation": "[pseudonymisation]",
+    "column": "[[column]]",
+    "privacy": "[privacy]",
+    "output": "[output]",
+    "recipients": "[[recipients]]",
+    "auditors": "[[auditors]]",
+    "exporters": "[[exporters]]",
+    "witness": "[witness]",
+    "conditions": "[conditions]",
+}
 
 
-def parse_approval(raw: bytes) -> Approval:
-    """Parse and validate approval bytes strictly; raise ApprovalError with key path and line."""
-    raise _NotImplementedParser("approval parser not written yet")
+class _Missing:
+    """Marks an absent key (TOML has no null, so None could do, but this reads better)."""
+
+
+_MISSING = _Missing()
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, Decimal):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, datetime):
+        return "an offset date-time" if value.tzinfo is not None else "a local date-time"
+    if isinstance(value, date):
+        return "a local date"
+    if isinstance(value, time):
+        return "a local time"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__  # pragma: no cover - tomllib produces nothing else
+
+
+def _choices(options: Sequence[str]) -> str:
+    return ", ".join(f'"{o}"' for o in options)
+
+
+# --------------------------------------------------------------------------------------------
+# Finding lines
+# --------------------------------------------------------------------------------------------
+
+
+class _ScanError(Exception):
+    """The locator met text it does not understand; lines found so far are kept."""
+
+
+class _Locator:
+    """Map key paths to 1-based line numbers by rescanning valid TOML text.
+
+    Paths are tuples of keys and array indices, as the parsed document nests them:
+    ``("column", 2, "granularity")`` is the key in the third ``[[column]]``.  The first place
+    a path appears wins.  Runs only after tomllib accepted the text.
+    """
+
+    _STOP = frozenset(" \t\r\n#,]}")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.lines: dict[Path, int] = {}
+        self._newlines = [i for i, c in enumerate(text) if c == "\n"]
+        self._aot: dict[Path, int] = {}
+        try:
+            self._scan()
+        except (_ScanError, IndexError, RecursionError):
+            pass  # best effort: keep what was found
+
+    def line_of(self, path: Path) -> int | None:
+        for end in range(len(path), 0, -1):
+            found = self.lines.get(path[:end])
+            if found is not None:
+                return found
+        return None
+
+    # -- scanning --------------------------------------------------------------------------
+
+    def _line_at(self, pos: int) -> int:
+        return bisect.bisect_left(self._newlines, pos) + 1
+
+    def _record(self, path: Path, pos: int) -> None:
+        self.lines.setdefault(path, self._line_at(pos))
+
+    def _skip_ws(self, i: int) -> int:
+        text = self.text
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        return i
+
+    def _skip_blank(self, i: int) -> int:
+        """Skip whitespace, newlines and comments."""
+        text = self.text
+        while i < len(text):
+            c = text[i]
+            if c in " \t\r\n":
+                i += 1
+            elif c == "#":
+                end = text.find("\n", i)
+                i = len(text) if end < 0 else end + 1
+            else:
+                break
+        return i
+
+    def _basic_string_end(self, i: int) -> int:
+        """``i`` is just after the opening quote; return the index after the closing one."""
+        text = self.text
+        while i < len(text):
+            c = text[i]
+            if c == "\\":
+                i += 2
+            elif c == '"':
+                return i + 1
+            else:
+                i += 1
+        raise _ScanError
+
+    def _key(self, i: int) -> tuple[tuple[str, ...], int]:
+        text = self.text
+        parts: list[str] = []
+        while True:
+            i = self._skip_ws(i)
+            if i >= len(text):
+                raise _ScanError
+            c = text[i]
+            if c == '"':
+                end = self._basic_string_end(i + 1)
+                try:
+                    part = tomllib.loads("k = " + text[i:end])["k"]
+                except tomllib.TOMLDecodeError as exc:
+                    raise _ScanError from exc
+                parts.append(str(part))
+                i = end
+            elif c == "'":
+                end = text.find("'", i + 1)
+                if end < 0:
+                    raise _ScanError
+                parts.append(text[i + 1 : end])
+                i = end + 1
+            else:
+                start = i
+                while i < len(text) and (
+                    text[i].isascii() and (text[i].isalnum() or text[i] in "_-")
+                ):
+                    i += 1
+                if i == start:
+                    raise _ScanError
+                parts.append(text[start:i])
+            i = self._skip_ws(i)
+            if i < len(text) and text[i] == ".":
+                i += 1
+                continue
+            return tuple(parts), i
+
+    def _resolve(self, parts: tuple[str, ...]) -> Path:
+        """A header's key path, with the current index of each array of tables on the way."""
+        out: Path = ()
+        for part in parts:
+            out = (*out, part)
+            count = self._aot.get(out)
+            if count is not None:
+                out = (*out, count - 1)
+        return out
+
+    def _value(self, i: int, path: Path) -> int:
+        text = self.text
+        self._record(path, i)
+        if text.startswith('"""', i):
+            i += 3
+            while i < len(text):
+                if text[i] == "\\":
+                    i += 2
+                elif text.startswith('"""', i):
+                    i += 3
+                    extra = 0
+                    while extra < 2 and i < len(text) and text[i] == '"':
+                        i += 1
+                        extra += 1
+                    return i
+                else:
+                    i += 1
+            raise _ScanError
+        if text.startswith("'''", i):
+            end = text.find("'''", i + 3)
+            if end < 0:
+                raise _ScanError
+            i = end + 3
+            extra = 0
+            while extra < 2 and i < len(text) and text[i] == "'":
+                i += 1
+                extra += 1
+            return i
+        c = text[i]
+        if c == '"':
+            return self._basic_string_end(i + 1)
+        if c == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                raise _ScanError
+            return end + 1
+        if c == "[":
+            return self._array(i + 1, path)
+        if c == "{":
+            return self._inline_table(i + 1, path)
+        start = i
+        while i < len(text) and text[i] not in self._STOP:
+            i += 1
+        # A date-time may hold one space ("1979-05-27 07:32:00Z"): tomllib accepted the text,
+        # so a following token that is not a comment/comma/bracket belongs to this value.
+        if i < len(text) and text[i] == " " and i + 1 < len(text) and text[i + 1].isdigit():
+            i += 1
+            while i < len(text) and text[i] not in self._STOP:
+                i += 1
+        if i == start:
+            raise _ScanError
+        return i
+
+    def _array(self, i: int, path: Path) -> int:
+        text = self.text
+        index = 0
+        while True:
+            i = self._skip_blank(i)
+            if i >= len(text):
+                raise _ScanError
+            if text[i] == "]":
+                return i + 1
+            i = self._value(i, (*path, index))
+            index += 1
+            i = self._skip_blank(i)
+            if i < len(text) and text[i] == ",":
+                i += 1
+
+    def _inline_table(self, i: int, path: Path) -> int:
+        text = self.text
+        while True:
+            i = self._skip_blank(i)
+            if i >= len(text):
+                raise _ScanError
+            if text[i] == "}":
+                return i + 1
+            key_start = i
+            parts, i = self._key(i)
+            for end in range(1, len(parts) + 1):
+                self._record((*path, *parts[:end]), key_start)
+            i = self._skip_ws(i)
+            if i >= len(text) or text[i] != "=":
+                raise _ScanError
+            i = self._value(self._skip_ws(i + 1), (*path, *parts))
+            i = self._skip_blank(i)
+            if i < len(text) and text[i] == ",":
+                i += 1
+
+    def _scan(self) -> None:
+        text = self.text
+        current: Path = ()
+        i = 0
+        while True:
+            i = self._skip_blank(i)
+            if i >= len(text):
+                return
+            start = i
+            if text.startswith("[[", i):
+                parts, i = self._key(i + 2)
+                if not text.startswith("]]", i):
+                    raise _ScanError
+                i += 2
+                full = (*self._resolve(parts[:-1]), parts[-1])
+                index = self._aot.get(full, 0)
+                self._aot[full] = index + 1
+                current = (*full, index)
+                self._record(full, start)
+                self._record(current, start)
+            elif text[i] == "[":
+                parts, i = self._key(i + 1)
+                if not text.startswith("]", i):
+                    raise _ScanError
+                i += 1
+                current = self._resolve(parts)
+                self._record(current, start)
+            else:
+                parts, i = self._key(i)
+                for end in range(1, len(parts) + 1):
+                    self._record((*current, *parts[:end]), start)
+                if i >= len(text) or text[i] != "=":
+                    raise _ScanError
+                i = self._value(self._skip_ws(i + 1), (*current, *parts))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+class _Ctx:
+    def __init__(self, text: str, filename: str) -> None:
+        self.text = text
+        self.filename = filename
+        self._locator: _Locator | None = None
+
+    def line(self, path: Path) -> int | None:
+        if self._locator is None:
+            self._locator = _Locator(self.text)
+        return self._locator.line_of(path)
+
+    def error(self, path: Path, message: str, hint: str | None = None) -> ApprovalError:
+        line = self.line(path)
+        where = f"{self.filename}:{line}" if line is not None else self.filename
+        return ApprovalError(f"{where}: {message}", hint=hint)
+
+
+class _Table:
+    """One TOML table of the approval, with typed, strict getters that raise ApprovalError."""
+
+    def __init__(self, ctx: _Ctx, data: dict[str, object], path: Path, label: str) -> None:
+        self.ctx = ctx
+        self.data = data
+        self.path = path
+        self.label = label
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def error(
+        self, key: str | None, message: str, *, at: Path | None = None, hint: str | None = None
+    ) -> ApprovalError:
+        """``<label>: "<key>": <message>``, located at ``at``, else the key, else the table."""
+        parts = [p for p in (self.label, f'"{key}"' if key is not None else "") if p]
+        where = ": ".join([*parts, message])
+        path = at if at is not None else (self.path if key is None else (*self.path, key))
+        return self.ctx.error(path, where, hint)
+
+    def fail(
+        self, key: str | None, message: str, *, at: Path | None = None, hint: str | None = None
+    ) -> NoReturn:
+        raise self.error(key, message, at=at, hint=hint)
+
+    def check_keys(self, allowed: Iterable[str], required: Iterable[str] = ()) -> None:
+        allowed = frozenset(allowed)
+        for key in self.data:
+            if key not in allowed:
+                self.unknown(key, allowed)
+        for key in sorted(required):
+            if key not in self.data:
+                self.fail(None, f'missing required key "{key}"')
+
+    def unknown(self, key: str, allowed: Iterable[str], extra: str = "") -> NoReturn:
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f'did you mean "{close[0]}"?' if close else None
+        self.fail(None, f'unknown key "{_printable(key)}"{extra}', at=(*self.path, key), hint=hint)
+
+    # -- raw access ------------------------------------------------------------------------
+
+    def get(self, key: str) -> object:
+        return self.data.get(key, _MISSING)
+
+    def required(self, key: str) -> object:
+        value = self.get(key)
+        if isinstance(value, _Missing):
+            self.fail(None, f'missing required key "{key}"')
+        return value
+
+    # -- typed getters ---------------------------------------------------------------------
+
+    def string(
+        self,
+        key: str,
+        value: object,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        shape: str = "",
+        multiline: bool = False,
+        nonempty: bool = False,
+        at: Path | None = None,
+    ) -> str:
+        if not isinstance(value, str):
+            self.fail(key, f"expected a string, got {_type_name(value)}", at=at)
+        if pattern is not None:
+            if not pattern.fullmatch(value):
+                self.fail(key, f'"{_printable(value)}" is not {shape}', at=at)
+            return value
+        bad = (_BAD_CHARS_TEXT if multiline else _BAD_CHARS).search(value)
+        if bad is not None:
+            self.fail(
+                key, f"contains the control or bidi character U+{ord(bad.group()):04X}", at=at
+            )
+        if nonempty and not value.strip():
+            self.fail(key, "must not be empty", at=at)
+        return value
+
+    def req_str(self, key: str, **kw: Any) -> str:
+        return self.string(key, self.required(key), **kw)
+
+    def opt_str(self, key: str, **kw: Any) -> str | None:
+        value = self.get(key)
+        return None if isinstance(value, _Missing) else self.string(key, value, **kw)
+
+    def integer(
+        self,
+        key: str,
+        value: object,
+        *,
+        lo: int = _INT64_MIN,
+        hi: int = _INT64_MAX,
+        at: Path | None = None,
+    ) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"expected an integer, got {_type_name(value)}", at=at)
+        if value < lo:
+            self.fail(key, f"must be at least {lo}, got {value}", at=at)
+        if value > hi:
+            self.fail(key, f"must be at most {hi}, got {value}", at=at)
+        return value
+
+    def req_int(self, key: str, **kw: Any) -> int:
+        return self.integer(key, self.required(key), **kw)
+
+    def opt_int(self, key: str, **kw: Any) -> int | None:
+        value = self.get(key)
+        return None if isinstance(value, _Missing) else self.integer(key, value, **kw)
+
+    def number(self, key: str, value: object, *, at: Path | None = None) -> int | Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | Decimal):
+            self.fail(key, f"expected a number, got {_type_name(value)}", at=at)
+        if isinstance(value, Decimal) and not value.is_finite():
+            self.fail(key, "must be a finite number", at=at)
+        if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+            self.fail(key, "is out of the 64-bit integer range", at=at)
+        return value
+
+    def enum(self, key: str, options: Sequence[str], default: str | None = None) -> str:
+        value = self.get(key)
+        if isinstance(value, _Missing):
+            if default is None:
+                self.fail(None, f'missing required key "{key}"')
+            return default
+        if not isinstance(value, str):
+            self.fail(key, f"expected a string, got {_type_name(value)}")
+        if value not in options:
+            self.fail(key, f'"{_printable(value)}" is not one of {_choices(options)}')
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.get(key)
+        if isinstance(value, _Missing):
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, f"expected a boolean (true or false), got {_type_name(value)}")
+        return value
+
+    def offset_datetime(self, key: str) -> datetime:
+        value = self.required(key)
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                self.fail(
+                    key,
+                    "is a local date-time without an offset",
+                    hint='add "Z" or an offset such as "+01:00": 2026-01-01T00:00:00Z',
+                )
+            return value
+        if isinstance(value, date):
+            self.fail(
+                key,
+                "is a date without a time and an offset",
+                hint="write an offset date-time such as 2026-01-01T00:00:00Z",
+            )
+        raise self.error(key, f"expected an offset date-time, got {_type_name(value)}")
+
+    def array(self, key: str, value: object, *, at: Path | None = None) -> list[object]:
+        if not isinstance(value, list):
+            self.fail(key, f"expected an array, got {_type_name(value)}", at=at)
+        return value
+
+    def table(self, key: str, label: str) -> _Table:
+        table = self.opt_table(key, label)
+        if table is None:
+            self.fail(None, f"missing required table {label}")
+        return table
+
+    def opt_table(self, key: str, label: str) -> _Table | None:
+        value = self.get(key)
+        if isinstance(value, _Missing):
+            return None
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a table {label}, got {_type_name(value)}")
+        return _Table(self.ctx, value, (*self.path, key), label)
+
+    def tables(self, key: str, label: str, *, required: bool) -> list[_Table]:
+        value = self.get(key)
+        if isinstance(value, _Missing):
+            if required:
+                self.fail(None, f"missing required array of tables {label}")
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.fail(key, f"expected an array of tables {label}, got {_type_name(value)}")
+        if required and not value:
+            self.fail(key, f"needs at least one entry {label}")
+        return [
+            _Table(
+                self.ctx, cast("dict[str, object]", v), (*self.path, key, i), f"{label} #{i + 1}"
+            )
+            for i, v in enumerate(value)
+        ]
+
+
+def _printable(value: str, limit: int = 80) -> str:
+    """A value safe to echo in a one-line message: escapes controls, bounded length."""
+    shown = value if len(value) <= limit else value[:limit] + "…"
+    return "".join(
+        c if c.isprintable() and not _BAD_CHARS.match(c) else f"\\u{ord(c):04x}" for c in shown
+    ).replace('"', '\\"')
+
+
+# --------------------------------------------------------------------------------------------
+# Keys
+# --------------------------------------------------------------------------------------------
+
+
+def _bech32_polymod(values: Iterable[int]) -> int:
+    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for value in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ value
+        for i in range(5):
+            chk ^= generator[i] if (top >> i) & 1 else 0
+    return chk
+
+
+def _age_recipient_bytes(text: str) -> bytes:
+    """Decode an ``age1…`` X25519 recipient (BIP 173 Bech32, lower case); ValueError if bad."""
+    if not _AGE_RECIPIENT.fullmatch(text):
+        raise ValueError("not an age X25519 recipient (age1 followed by 58 Bech32 characters)")
+    data = [_BECH32_CHARSET.index(c) for c in text[4:]]
+    hrp = [ord(c) >> 5 for c in "age"] + [0] + [ord(c) & 31 for c in "age"]
+    if _bech32_polymod(hrp + data) != 1:
+        raise ValueError("the age recipient's Bech32 checksum is wrong (a typo?)")
+    acc = bits = 0
+    out = bytearray()
+    for value in data[:-6]:
+        acc = (acc << 5) | value
+        bits += 5
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    if bits >= 5 or acc & ((1 << bits) - 1):
+        raise ValueError("the age recipient has non-zero padding bits")
+    if len(out) != 32:
+        raise ValueError("an age X25519 recipient holds 32 bytes")
+    return bytes(out)
+
+
+def _check_age_recipient(text: str) -> None:
+    raw = _age_recipient_bytes(text)
+    # A low-order X25519 point gives an all-zero shared secret for every sender key: data
+    # "encrypted" to it is readable by anyone, and rage panics on it.  Clamped scalars clear the
+    # cofactor, so one fixed private key detects every such point.
+    probe = X25519PrivateKey.from_private_bytes(b"\x01" * 32)
+    try:
+        probe.exchange(X25519PublicKey.from_public_bytes(raw))
+    except ValueError as exc:
+        raise ValueError("the age recipient is a low-order X25519 point (insecure)") from exc
+    try:
+        pyrage.x25519.Recipient.from_str(text)
+    except pyrage.RecipientError as exc:  # pragma: no cover - the checks above are stricter
+        raise ValueError("pyrage rejects this age recipient") from exc
+
+
+def _check_verifier_key(text: str) -> None:
+    """A C2SP signed-note verifier key ``<name>+<8 hex key hash>+<base64(alg || key)>``."""
+    match = _VERIFIER_KEY.fullmatch(text)
+    if match is None:
+        raise ValueError("is not a signed-note verifier key <name>+<8 hex>+<base64>")
+    name, key_hash, b64 = match.groups()
+    try:
+        key = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("the verifier key's base64 is invalid") from exc
+    if base64.b64encode(key).decode() != b64:
+        raise ValueError("the verifier key's base64 is not canonical")
+    if len(key) != 33 or key[0] not in _VERIFIER_ALGS:
+        raise ValueError("the verifier key is not an Ed25519 note key (type 0x01 or 0x04)")
+    if hashlib.sha256(name.encode() + b"\n" + key).hexdigest()[:8] != key_hash:
+        raise ValueError("the verifier key's hash does not match its name and key (a typo?)")
+    try:
+        check_ed25519_point(key[1:])
+    except InvalidKeyError as exc:
+        raise ValueError(f"the verifier key is unusable: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+def _value_kind(value: FilterValue) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, datetime):
+        return "date-time"
+    return "date"  # date or RelativeDate
+
+
+def _filter_value(t: _Table, key: str, value: object, at: Path) -> FilterValue:
+    if isinstance(value, str):
+        return t.string(key, value, at=at)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | Decimal):
+        return t.number(key, value, at=at)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            t.fail(
+                key,
+                "is a local date-time without an offset",
+                at=at,
+                hint='add "Z" or an offset, or compare with a date',
+            )
+        return value
+    if isinstance(value, date):
+        return value
+    if isinstance(value, dict):
+        rel = _Table(t.ctx, value, at, f"{t.label}: {key}")
+        rel.check_keys({"relative_to", "days"}, required={"relative_to", "days"})
+        rel.enum("relative_to", ("run_date",))
+        days = rel.req_int("days", lo=-MAX_RELATIVE_DAYS, hi=MAX_RELATIVE_DAYS)
+        return RelativeDate(days=days)
+    raise t.error(
+        key,
+        f"expected a string, number, boolean, date, offset date-time or "
+        f'{{ relative_to = "run_date", days = N }}, got {_type_name(value)}',
+        at=at,
+    )
+
+
+def _parse_filter(t: _Table) -> Filter:
+    t.check_keys({"column", "op", "value"}, required={"column", "op"})
+    column = t.req_str("column", pattern=_SQL_IDENT, shape="a plain SQL identifier")
+    op = t.enum("op", FILTER_OPS)
+    raw = t.get("value")
+    path = (*t.path, "value")
+    value: FilterValue | tuple[FilterValue, ...] | None
+    if op in ("is_null", "not_null"):
+        if not isinstance(raw, _Missing):
+            t.fail("value", f'must be absent for op = "{op}"')
+        value = None
+    else:
+        raw = t.required("value")
+        if op in ("in", "between"):
+            items = t.array("value", raw)
+            if op == "in" and not 1 <= len(items) <= MAX_IN_VALUES:
+                t.fail("value", f'op = "in" needs 1 to {MAX_IN_VALUES} values, got {len(items)}')
+            if op == "between" and len(items) != 2:
+                t.fail("value", f'op = "between" needs 2 values [low, high], got {len(items)}')
+            values = tuple(
+                _filter_value(t, f"value[{i}]", item, (*path, i)) for i, item in enumerate(items)
+            )
+            kinds = {_value_kind(v) for v in values}
+            if len(kinds) > 1:
+                t.fail("value", f"mixes value types ({', '.join(sorted(kinds))})")
+            if op == "between":
+                low, high = values
+                if isinstance(low, RelativeDate) and isinstance(high, RelativeDate):
+                    reversed_ = low.days > high.days
+                elif isinstance(low, RelativeDate) or isinstance(high, RelativeDate):
+                    reversed_ = False
+                else:
+                    reversed_ = low > high  # type: ignore[operator]
+                if reversed_:
+                    t.fail("value", "low is greater than high: the filter would match nothing")
+            value = values
+        else:
+            if isinstance(raw, list):
+                t.fail("value", f'op = "{op}" takes one value (use op = "in" for a list)')
+            value = _filter_value(t, "value", raw, path)
+    return Filter(column=column, op=op, value=value, line=t.ctx.line(t.path))
+
+
+def _transform_params(t: _Table, transform: str) -> dict[str, object]:
+    params: dict[str, object] = {}
+    if transform == "constant":
+        params["value"] = t.req_str("value")
+    elif transform == "date_trunc":
+        params["granularity"] = t.enum("granularity", GRANULARITIES)
+    elif transform == "age_band":
+        width = t.req_int("width", lo=1, hi=120)
+        params["width"] = width
+        top = t.opt_int("top_code", lo=width)
+        if top is not None:
+            params["top_code"] = top
+    elif transform == "postcode_trunc":
+        params["level"] = t.enum("level", POSTCODE_LEVELS)
+    elif transform == "bucket":
+        path = (*t.path, "edges")
+        items = t.array("edges", t.required("edges"))
+        if not 1 <= len(items) <= MAX_BUCKET_EDGES:
+            t.fail("edges", f"needs 1 to {MAX_BUCKET_EDGES} edges, got {len(items)}")
+        edges = tuple(t.number(f"edges[{i}]", v, at=(*path, i)) for i, v in enumerate(items))
+        for i in range(1, len(edges)):
+            if not edges[i - 1] < edges[i]:
+                t.fail(f"edges[{i}]", "edges must be strictly increasing", at=(*path, i))
+        params["edges"] = edges
+        if "labels" in t.data:
+            lpath = (*t.path, "labels")
+            litems = t.array("labels", t.data["labels"])
+            if len(litems) != len(edges):
+                t.fail("labels", f"needs one label per edge ({len(edges)}), got {len(litems)}")
+            labels = tuple(
+                t.string(f"labels[{i}]", v, nonempty=True, at=(*lpath, i))
+                for i, v in enumerate(litems)
+            )
+            if len(set(labels)) != len(labels):
+                t.fail("labels", "labels must be unique")
+            params["labels"] = labels
+    elif transform == "top_code":
+        top = t.req_int("max")
+        params["max"] = top
+        low = t.opt_int("min", hi=top - 1)
+        if low is not None:
+            params["min"] = low
+    elif transform == "map":
+        raw = t.required("mapping")
+        if not isinstance(raw, dict):
+            t.fail("mapping", f"expected a table of strings, got {_type_name(raw)}")
+        if not 1 <= len(raw) <= MAX_MAP_ENTRIES:
+            t.fail("mapping", f"needs 1 to {MAX_MAP_ENTRIES} entries, got {len(raw)}")
+        mapping: dict[str, str] = {}
+        for k, v in raw.items():
+            at = (*t.path, "mapping", k)
+            t.string("mapping", k, at=at)  # keys become values too: same character rules
+            mapping[k] = t.string(f"mapping.{_printable(k)}", v, at=at)
+        params["mapping"] = MappingProxyType(mapping)
+        default = t.opt_str("default")
+        if default is not None:
+            params["default"] = default
+    elif transform == "mask":
+        params["keep_first"] = t.opt_int("keep_first", lo=0) or 0
+        params["keep_last"] = t.opt_int("keep_last", lo=0) or 0
+        char = t.opt_str("char")
+        if char is None:
+            char = "*"
+        elif len(char) != 1 or not char.isprintable() or char.isspace():
+            t.fail("char", "must be exactly one visible character")
+        params["char"] = char
+    return params
+
+
+def _parse_column(t: _Table) -> Column:
+    name = t.req_str("name", pattern=_OUTPUT_NAME, shape="an output name ([a-z][a-z0-9_]*)")
+    t.label = f'{t.label} "{name}"'
+    source = t.req_str("source", pattern=_SQL_IDENT, shape="a plain SQL identifier")
+    transform = t.enum("transform", TRANSFORMS)
+    needed, optional = TRANSFORM_PARAMS[transform]
+    allowed = _COLUMN_KEYS | needed | optional
+    for key in t.data:
+        if key not in allowed:
+            takes = ", ".join(sorted(needed | optional)) or "no parameters"
+            if any(key in n | o for n, o in TRANSFORM_PARAMS.values()):
+                t.fail(
+                    None,
+                    f'key "{key}" is not a parameter of transform "{transform}"'
+                    f" (it takes: {takes})",
+                    at=(*t.path, key),
+                )
+            t.unknown(key, allowed)
+    for key in sorted(needed):
+        if key not in t.data:
+            t.fail(None, f'missing required key "{key}" for transform "{transform}"')
+    params = _transform_params(t, transform)
+    on_invalid = t.enum("on_invalid", ON_INVALID, default="error")
+    role = t.get("role")
+    role = None if isinstance(role, _Missing) else t.enum("role", ROLES)
+    justification = t.opt_str("justification", multiline=True, nonempty=True)
+    return Column(
+        name=name,
+        source=source,
+        transform=transform,
+        params=MappingProxyType(params),
+        on_invalid=cast("OnInvalid", on_invalid),
+        role=role,
+        justification=justification,
+        line=t.ctx.line(t.path),
+    )
+
+
+def _parse_parties(root: _Table) -> tuple[tuple[Party, ...], tuple[Party, ...]]:
+    names: dict[str, str] = {}
+    ages: dict[str, str] = {}
+    groups: list[tuple[Party, ...]] = []
+    for key, required in (("recipients", True), ("auditors", False)):
+        parties: list[Party] = []
+        for t in root.tables(key, _TOP_TABLES[key], required=required):
+            t.check_keys({"name", "age"}, required={"name", "age"})
+            name = t.req_str("name", pattern=_PARTY_NAME, shape=_PARTY_SHAPE)
+            if name in names:
+                t.fail("name", f'duplicate name "{name}" (also {names[name]})')
+            age = t.req_str("age")
+            try:
+                _check_age_recipient(age)
+            except ValueError as exc:
+                t.fail("age", str(exc))
+            if age in ages:
+                t.fail("age", f"the same age recipient is listed twice (also {ages[age]})")
+            names[name] = ages[age] = t.label
+            parties.append(Party(name=name, age=age))
+        groups.append(tuple(parties))
+    return groups[0], groups[1]
+
+
+def _parse_exporters(root: _Table) -> tuple[Exporter, ...]:
+    exporters: list[Exporter] = []
+    seen_names: dict[str, str] = {}
+    seen_keys: dict[SshPublicKey, str] = {}
+    for t in root.tables("exporters", _TOP_TABLES["exporters"], required=True):
+        t.check_keys({"name", "ssh", "age", "ledger"}, required={"name", "ssh"})
+        name = t.req_str("name", pattern=_PARTY_NAME, shape=_PARTY_SHAPE)
+        if name in seen_names:
+            t.fail("name", f'duplicate exporter name "{name}" (also {seen_names[name]})')
+        line = t.req_str("ssh")
+        try:
+            ssh = SshPublicKey.parse(line)
+        except InvalidKeyError as exc:
+            t.fail("ssh", f"not a usable ssh-ed25519 public key: {exc}")
+        if ssh in seen_keys:
+            t.fail("ssh", f"the same key is listed twice (also {seen_keys[ssh]})")
+        age = t.opt_str("age")
+        if age is not None:
+            try:
+                _check_age_recipient(age)
+            except ValueError as exc:
+                t.fail("age", str(exc))
+        ledger = t.opt_str("ledger")
+        if ledger is not None:
+            try:
+                _check_verifier_key(ledger)
+            except ValueError as exc:
+                t.fail("ledger", str(exc))
+        seen_names[name] = seen_keys[ssh] = t.label
+        exporters.append(Exporter(name=name, ssh=ssh, age=age, ledger=ledger))
+    return tuple(exporters)
+
+
+def _parse_privacy(t: _Table, columns: Sequence[Column]) -> Privacy:
+    t.check_keys(
+        {"quasi_identifiers", "k", "on_violation", "max_suppressed_fraction"},
+        required={"quasi_identifiers", "k"},
+    )
+    path = (*t.path, "quasi_identifiers")
+    items = t.array("quasi_identifiers", t.required("quasi_identifiers"))
+    if not items:
+        t.fail("quasi_identifiers", "must name at least one output column")
+    names = {c.name for c in columns}
+    qis: list[str] = []
+    for i, item in enumerate(items):
+        qi = t.string(f"quasi_identifiers[{i}]", item, at=(*path, i))
+        if qi not in names:
+            t.fail(
+                "quasi_identifiers",
+                f'"{_printable(qi)}" is not the name of a [[column]]',
+                at=(*path, i),
+            )
+        if qi in qis:
+            t.fail("quasi_identifiers", f'"{qi}" is listed twice', at=(*path, i))
+        qis.append(qi)
+    k = t.req_int("k", lo=2)
+    on_violation = t.enum("on_violation", ON_VIOLATION, default="abort")
+    fraction_raw = t.get("max_suppressed_fraction")
+    fraction = Decimal(0)
+    if not isinstance(fraction_raw, _Missing):
+        number = t.number("max_suppressed_fraction", fraction_raw)
+        fraction = Decimal(number)
+        if not Decimal(0) <= fraction <= Decimal(1):
+            t.fail("max_suppressed_fraction", f"must be between 0 and 1, got {fraction}")
+    return Privacy(
+        quasi_identifiers=tuple(qis),
+        k=k,
+        on_violation=cast("Literal['suppress', 'abort']", on_violation),
+        max_suppressed_fraction=fraction,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _decode(raw: bytes, filename: str, max_bytes: int) -> str:
+    if len(raw) > max_bytes:
+        raise ApprovalError(
+            f"{filename}: the approval is {len(raw)} bytes, more than the limit of {max_bytes}",
+            hint="an approval is a small text file: is this the right file?",
+        )
+    if raw.startswith(_BOM):
+        raise ApprovalError(
+            f"{filename}:1: starts with a byte-order mark (U+FEFF)",
+            hint="save the file as UTF-8 without a BOM",
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ApprovalError(
+            f"{filename}:{line}: not valid UTF-8 (byte {exc.start})",
+            hint="approvals are UTF-8 text",
+        ) from None
+
+
+class _BadFloat(Exception):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _parse_float(literal: str) -> Decimal:
+    """tomllib's parse_float: the exact decimal as written (``0.05`` stays ``Decimal("0.05")``)."""
+    try:
+        return Decimal(literal)
+    except ArithmeticError as exc:  # decimal.InvalidOperation: exponent beyond the context
+        raise _BadFloat(literal) from exc
+
+
+def _load_toml(text: str, filename: str) -> dict[str, object]:
+    try:
+        return tomllib.loads(text, parse_float=_parse_float)
+    except _BadFloat as exc:
+        pos = text.find(exc.literal)
+        where = f"{filename}:{text.count(chr(10), 0, pos) + 1}" if pos >= 0 else filename
+        raise ApprovalError(
+            f"{where}: the number {_printable(exc.literal)} is out of range"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_POSITION.search(message)
+        if match is None:  # pragma: no cover - tomllib always gives a position
+            raise ApprovalError(f"{filename}: invalid TOML: {message}") from None
+        if match.group(1) is not None:
+            where = f"{filename}:{match.group(1)}:{match.group(2)}"
+        else:
+            where = f"{filename}:{text.count(chr(10)) + 1}"
+        raise ApprovalError(f"{where}: invalid TOML: {message[: match.start()]}") from None
+    except RecursionError:
+        raise ApprovalError(f"{filename}: invalid TOML: values nested too deeply") from None
+
+
+def parse_approval(
+    raw: bytes,
+    *,
+    max_bytes: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    filename: str = "approval.toml",
+) -> Approval:
+    """Parse and validate approval bytes strictly; raise ApprovalError with key path and line.
+
+    ``raw`` must be UTF-8 without a BOM and at most ``max_bytes`` long (default:
+    ``limits.max_approval_bytes``, 1 MiB).  ``filename`` only labels messages.  The returned
+    Approval keeps ``raw`` unchanged: it is what the approver signed.  Pure: no I/O, no clock
+    (whether the approval has expired is for the caller, who owns the clock).
+    """
+    cap = limits.max_approval_bytes if max_bytes is None else max_bytes
+    text = _decode(raw, filename, cap)
+    data = _load_toml(text, filename)
+    ctx = _Ctx(text, filename)
+    root = _Table(ctx, data, (), "")
+
+    schema = root.required("schema")
+    if schema != SCHEMA:
+        shown = _printable(schema) if isinstance(schema, str) else _type_name(schema)
+        root.fail("schema", f'must be "{SCHEMA}", got {shown}', hint="is this an approval file?")
+    for key in data:
+        if key != "schema" and key not in _TOP_TABLES:
+            root.unknown(key, [*_TOP_TABLES, "schema"], " at the top level")
+
+    # [approval]
+    a = root.table("approval", "[approval]")
+    a.check_keys(
+        {"id", "title", "purpose", "legal_basis", "not_before", "expires", "max_runs"},
+        required={"id", "title", "purpose", "legal_basis", "not_before", "expires"},
+    )
+    approval_id = a.req_str("id", pattern=_APPROVAL_ID, shape=_APPROVAL_ID_SHAPE)
+    title = a.req_str("title", nonempty=True)
+    purpose = a.req_str("purpose", multiline=True, nonempty=True)
+    legal_basis = a.req_str("legal_basis", multiline=True, nonempty=True)
+    not_before = a.offset_datetime("not_before")
+    expires = a.offset_datetime("expires")
+    if expires < not_before:
+        a.fail("expires", f"{expires.isoformat()} is before not_before ({not_before.isoformat()})")
+    max_runs = a.opt_int("max_runs", lo=1)
+
+    # [source] and [[source.filter]]
+    s = root.table("source", "[source]")
+    s.check_keys(
+        {"dataset", "entity", "database_id", "schema_sha256", "filter"},
+        required={"dataset", "entity"},
+    )
+    ident = {"pattern": _SQL_IDENT, "shape": "a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)"}
+    dataset = s.req_str("dataset", **ident)
+    entity = s.req_str("entity", **ident)
+    database_id = s.opt_str("database_id", nonempty=True)
+    schema_sha256 = s.opt_str("schema_sha256", pattern=_HEX64, shape="64 lower-case hex digits")
+    filters = tuple(
+        _parse_filter(t) for t in s.tables("filter", "[[source.filter]]", required=False)
+    )
+
+    # [limits]
+    lim = root.table("limits", "[limits]")
+    lim.check_keys({"row_cap", "min_rows"}, required={"row_cap"})
+    row_cap = lim.req_int("row_cap", lo=1, hi=limits.max_row_cap)
+    min_rows = lim.opt_int("min_rows", lo=0) or 0
+    if min_rows > row_cap:
+        lim.fail("min_rows", f"{min_rows} is more than row_cap ({row_cap})")
+
+    # [pseudonymisation]
+    p = root.opt_table("pseudonymisation", "[pseudonymisation]")
+    key_id = key_check = domain = None
+    if p is not None:
+        p.check_keys({"key_id", "key_check", "domain"}, required={"key_id", "key_check"})
+        key_id = p.req_str("key_id", pattern=_KEY_ID, shape="a key id ([A-Za-z0-9][A-Za-z0-9._-]*)")
+        key_check = p.req_str("key_check", pattern=_HEX16, shape="16 lower-case hex digits")
+        domain = p.opt_str("domain", nonempty=True)
+
+    # [[column]]
+    columns: list[Column] = []
+    column_tables = root.tables("column", "[[column]]", required=True)
+    seen: dict[str, str] = {}
+    for t in column_tables:
+        column = _parse_column(t)
+        if column.name in seen:
+            t.fail("name", f"duplicate column name (also {seen[column.name]})")
+        seen[column.name] = t.label
+        columns.append(column)
+    users = [t for t, c in zip(column_tables, columns, strict=True) if c.transform == "pseudonym"]
+    if users and p is None:
+        users[0].fail(
+            "transform",
+            'transform "pseudonym" needs a [pseudonymisation] table (key_id, key_check)',
+            hint="pseudonym-key new KEY_ID prints the key_check",
+        )
+    if p is not None and not users:
+        p.fail(None, 'no column uses transform = "pseudonym": remove this table')
+
+    # [privacy]
+    pv = root.opt_table("privacy", "[privacy]")
+    privacy = _parse_privacy(pv, columns) if pv is not None else None
+    listed = set(privacy.quasi_identifiers) if privacy is not None else set()
+    for t, c in zip(column_tables, columns, strict=True):
+        if c.role == "quasi_identifier" and c.name not in listed:
+            t.fail(
+                "role",
+                'is "quasi_identifier" but [privacy] quasi_identifiers does not list this column',
+            )
+
+    # [output]
+    out = root.opt_table("output", "[output]")
+    output_format = "csv"
+    if out is not None:
+        out.check_keys({"format"})
+        output_format = out.enum("format", OUTPUT_FORMATS, default="csv")
+
+    # [[recipients]], [[auditors]], [[exporters]]
+    recipients, auditors = _parse_parties(root)
+    if len(recipients) + len(auditors) > limits.max_recipients:
+        root.fail(
+            "recipients",
+            f"more than {limits.max_recipients} recipients and auditors in all",
+        )
+    exporters = _parse_exporters(root)
+
+    # [witness]
+    w = root.opt_table("witness", "[witness]")
+    witness = None
+    if w is not None:
+        w.check_keys({"key", "required"}, required={"key"})
+        wkey = w.req_str("key")
+        try:
+            _check_verifier_key(wkey)
+        except ValueError as exc:
+            w.fail("key", str(exc))
+        witness = Witness(key=wkey, required=w.boolean("required", default=True))
+
+    # [conditions]
+    cond = root.opt_table("conditions", "[conditions]")
+    conditions: dict[str, str] = {}
+    if cond is not None:
+        cond.check_keys({"retention", "onward_sharing"})
+        for key in ("retention", "onward_sharing"):
+            value = cond.opt_str(key, multiline=True, nonempty=True)
+            if value is not None:
+                conditions[key] = value
+
+    return Approval(
+        raw=raw,
+        id=approval_id,
+        title=title,
+        purpose=purpose,
+        legal_basis=legal_basis,
+        not_before=not_before,
+        expires=expires,
+        max_runs=max_runs,
+        dataset=dataset,
+        entity=entity,
+        filters=filters,
+        row_cap=row_cap,
+        min_rows=min_rows,
+        columns=tuple(columns),
+        recipients=recipients,
+        exporters=exporters,
+        output_format=cast("Literal['csv', 'jsonl']", output_format),
+        auditors=auditors,
+        privacy=privacy,
+        pseudonym_key_id=key_id,
+        pseudonym_key_check=key_check,
+        pseudonym_domain=domain,
+        database_id=database_id,
+        schema_sha256=schema_sha256,
+        witness=witness,
+        conditions=MappingProxyType(conditions),
+    )
+
+
+# The example keys below were generated once for this template and their private halves thrown
+# away: an unedited template parses, but nobody can run it or read what it would export.
+_TEMPLATE = """\
+# securexport approval (schema securexport.approval/1).  Strict: unknown keys, wrong types and
+# bad identifiers are errors.  Edit every line marked REPLACE, then:
+#     securexport approval check approval.toml
+#     securexport approval sign approval.toml --as YOUR-KEY-NAME
+# Whoever signs is accountable for it: the exact bytes of this file are signed and logged.
+schema = "securexport.approval/1"
+
+[approval]
+id          = "APR-2026-0001"                # REPLACE: [A-Z0-9][A-Za-z0-9._-], up to 64
+title       = "Describe the extract in one line"                       # REPLACE
+purpose     = "Why the recipient needs this data and what they will do with it."  # REPLACE
+legal_basis = "DPA 2018 Part 3 s.35"          # REPLACE
+not_before  = 2026-01-01T00:00:00Z            # REPLACE; an offset (Z, +01:00) is required
+expires     = 2026-03-31T23:59:59Z            # REPLACE; the window is inclusive
+max_runs    = 3                               # optional; 1 = one-time; omit for no cap
+
+[source]
+dataset = "offenders"          # REPLACE: a table or view you maintain (plain identifier)
+entity  = "offender_id"        # one person = one value; k counts people, not rows
+# database_id   = "prod-ots-01"   # optional: must equal the source's securexport_database row
+# schema_sha256 = "…"             # optional: pins the live schema (64 lower-case hex)
+
+# Row filters; all must hold.  Values are bound as parameters, never spliced into SQL.
+# op: eq ne lt le gt ge (one value), in (a list), between ([low, high]), is_null, not_null.
+[[source.filter]]
+column = "force_code"
+op     = "eq"
+value  = "WMP"
+
+[[source.filter]]
+column = "release_date"
+op     = "ge"
+value  = { relative_to = "run_date", days = -365 }   # the run's UTC date minus 365 days
+
+[limits]
+row_cap  = 5000                # more matching rows: abort, never truncate
+min_rows = 10                  # fewer rows written: abort (small extracts re-identify)
+
+# Needed only when a column uses transform = "pseudonym".
+[pseudonymisation]
+key_id    = "replace-me-key-id"    # REPLACE: securexport pseudonym-key new KEY_ID
+key_check = "0000000000000000"     # REPLACE: printed by pseudonym-key new
+# domain  = "shared-domain"        # optional; default: the approval id
+
+# One [[column]] per output column; columns not listed are never read.
+# Common keys: name (output, [a-z][a-z0-9_]*), source (column in the dataset), transform,
+# on_invalid = "error" | "null" | "suppress_row" (default "error"),
+# role = "sensitive" | "quasi_identifier" | "identifier" | "direct_identifier" | "other",
+# justification = "why this column is needed".
+# Transforms and their parameters:
+#   keep · null · pseudonym                     (no parameters)
+#   constant        value = "text"
+#   date_trunc      granularity = "year" | "quarter" | "month"
+#   age_band        width = 1..120, top_code = N (optional, >= width)
+#   postcode_trunc  level = "area" | "district" | "sector"
+#   bucket          edges = [18, 25, 35], labels = ["18-24", "25-34", "35+"] (optional)
+#   top_code        max = 30, min = 0 (optional)
+#   map             mapping = { "M" = "male", "F" = "female" }, default = "other" (optional)
+#   mask            keep_first = 0, keep_last = 0, char = "*"
+[[column]]
+name          = "offender"
+source        = "offender_id"
+transform     = "pseudonym"
+role          = "identifier"
+justification = "Links this month's extract to last month's without revealing the id."
+
+[[column]]
+name        = "birth_year"
+source      = "date_of_birth"
+transform   = "date_trunc"
+granularity = "year"
+role        = "quasi_identifier"
+
+[[column]]
+name      = "district"
+source    = "postcode"
+transform = "postcode_trunc"
+level     = "district"
+role      = "quasi_identifier"
+
+[[column]]
+name      = "convictions"
+source    = "conviction_count"
+transform = "top_code"
+max       = 30
+role      = "sensitive"
+
+[privacy]
+quasi_identifiers       = ["birth_year", "district"]
+k                       = 5
+on_violation            = "suppress"   # or "abort" (the default)
+max_suppressed_fraction = 0.05         # beyond this share of rows suppressed: abort
+
+[output]
+format = "csv"                 # "csv" (RFC 4180, UTF-8) or "jsonl"
+
+# Who may decrypt: age X25519 recipients (age-keygen, or securexport keys show NAME).
+[[recipients]]
+name = "replace-me-recipient"
+age  = "age12mr0xr8zyx0qmkwnaglmzmpchdzft8dsncad3khv4nv4pqztvqgqy55ec9"   # REPLACE
+
+# Optional: auditors receive the payload key too and are shown as auditors.
+# [[auditors]]
+# name = "dpo-office"
+# age  = "age1…"
+
+# Who may run this export: their ssh-ed25519 signing key (securexport keys show NAME).
+[[exporters]]
+name = "replace-me-exporter"
+ssh  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFI96zQ6hQPFAtTYG9Ptq0fa5pm04tdOnr51XD55ypJn"  # REPLACE
+# age    = "age1…"                     # optional: to receive the pseudonym key
+# ledger = "name+0123abcd+AQ…"         # optional: the exporter's ledger verifier key
+
+# Optional: the data owner's witness cosigns each export's checkpoint (DESIGN.md §12).
+# [witness]
+# key      = "example.org/witness+0123abcd+AQ…"
+# required = true
+
+[conditions]
+retention      = "Delete 12 months after receipt."          # REPLACE
+onward_sharing = "No onward sharing without the owner's written consent."   # REPLACE
+"""
 
 
 def approval_template() -> str:
-    """A commented example approval for ``approval init``."""
-    raise _NotImplementedParser("approval template not written yet")
+    """A complete, commented example approval for ``approval init``.
+
+    It parses as it stands (the placeholder keys are real but their private halves are gone);
+    every line marked REPLACE must be edited before signing.
+    """
+    return _TEMPLATE

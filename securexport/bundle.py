@@ -532,7 +532,14 @@ def extract_payload(
     except SecurexportError:
         _remove(created)
         raise
-    except (RuntimeError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+    except (
+        RuntimeError,
+        ValueError,
+        EOFError,
+        zlib.error,
+        zipfile.BadZipFile,
+        pyzipper.BadZipFile,
+    ) as exc:
         _remove(created)
         raise VerificationError(
             "the payload failed to decrypt or verify (wrong key, or tampered)"

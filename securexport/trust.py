@@ -76,7 +76,7 @@ def parse_verifier_key(text: str) -> tuple[str, bytes]:
     SHA-256(name || 0x0A || 0x01 || key)[:4]; small-order keys are refused.  Raises
     :class:`InvalidKeyError` (a ``ValueError``).
     """
-    parts = text.split("+")
+    parts = text.split("+", 2)  # the base64 key may itself hold "+"
     if len(parts) != 3:
         raise InvalidKeyError("expected a verifier key '<name>+<8 hex digits>+<base64 key>'")
     name, hash_hex, key_b64 = parts
@@ -441,10 +441,18 @@ class TrustStore:
     def approver_for(
         self, key: SshPublicKey, namespace: str = NAMESPACE_APPROVAL
     ) -> TrustedKey | None:
-        """The trusted approver holding ``key`` for ``namespace`` (compared by key bytes)."""
+        """The trusted approver holding ``key`` (compared by key bytes), or None.
+
+        An approver is a line whose namespaces match the approval namespace; pass another
+        ``namespace`` (e.g. revocations) to require that the approver's line allows it as well.
+        """
         _, signers = self._signer_lines()
         for entry in signers:
-            if entry.is_signer_for(namespace) and entry.key == key:
+            if (
+                entry.key == key
+                and entry.is_signer_for(NAMESPACE_APPROVAL)
+                and entry.matches_namespace(namespace)
+            ):
                 return self._approver(entry)
         return None
 

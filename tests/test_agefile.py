@@ -213,7 +213,9 @@ def test_huge_work_factor_refused_before_any_kdf_work() -> None:
         agefile.passphrase_decrypt(blob, PASS, max_log_n=9)
 
 
-@pytest.mark.parametrize("factor", [b"0", b"010", b"+10", b"0x0a", b"1e1", b"99999999999999999999", b""])
+@pytest.mark.parametrize(
+    "factor", [b"0", b"010", b"+10", b"0x0a", b"1e1", b"99999999999999999999", b""]
+)
 def test_malformed_work_factor(factor: bytes) -> None:
     blob = agefile.passphrase_encrypt(b"x", PASS, log_n=TEST_SCRYPT_LOG_N)
     hostile = blob.replace(b" 10\n", b" " + factor + b"\n", 1)

@@ -331,7 +331,9 @@ def test_traditional_zipcrypto_is_rejected() -> None:
 
 
 def test_aes_method_without_aes_field_is_rejected() -> None:
-    rejected(build([E(b"x", b"\0" * 40, method=METHOD_AES, flags=UTF8 | 1, usize=12)]), methods={99})
+    rejected(
+        build([E(b"x", b"\0" * 40, method=METHOD_AES, flags=UTF8 | 1, usize=12)]), methods={99}
+    )
 
 
 def test_aes_field_without_encrypted_flag_is_rejected() -> None:
@@ -410,7 +412,7 @@ def test_two_central_records_sharing_one_local_header_are_rejected() -> None:
     # The zip-bomb shape: several names, one body.  pyzipper and the stdlib accept it.
     data = build([E(b"a.txt", b"A" * 100)], central_only=[E(b"b.txt", b"A" * 100, offset=0)])
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        assert zf.read("b.txt") == b"A" * 100  # the trap, for the record
+        assert zf.namelist() == ["a.txt", "b.txt"]  # listed without complaint
     assert "overlap" in rejected(data)
 
 

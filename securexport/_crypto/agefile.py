@@ -52,7 +52,7 @@ _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 _LOG_N_RE = re.compile(r"[1-9][0-9]?")
 
 NO_MATCH_MESSAGE = "none of your keys is a recipient of this file"
-WRONG_PASSPHRASE_MESSAGE = "wrong passphrase or damaged key file"
+WRONG_PASSPHRASE_MESSAGE = "wrong passphrase or damaged key file"  # noqa: S105 - a message
 
 
 class AgeHeaderError(VerificationError):
@@ -336,7 +336,9 @@ def passphrase_encrypt(data: bytes, passphrase: bytes, *, log_n: int = 18) -> by
     if not passphrase:
         raise UsageError("an empty passphrase is not accepted")
     if not 1 <= log_n <= DEFAULT_LIMITS.max_scrypt_log_n:
-        raise UsageError(f"the scrypt work factor must be 2^1 … 2^{DEFAULT_LIMITS.max_scrypt_log_n}")
+        raise UsageError(
+            f"the scrypt work factor must be 2^1 … 2^{DEFAULT_LIMITS.max_scrypt_log_n}"
+        )
     file_key = os.urandom(FILE_KEY_BYTES)
     salt = os.urandom(16)
     body = ChaCha20Poly1305(_scrypt_key(passphrase, salt, log_n)).encrypt(
@@ -401,6 +403,11 @@ def passphrase_decrypt(data: bytes, passphrase: bytes, *, max_log_n: int = 18) -
         )
     except InvalidTag:
         raise KeyUnavailableError(WRONG_PASSPHRASE_MESSAGE) from None
+    return open_with_file_key(data, header, file_key)
+
+
+def open_with_file_key(data: bytes, header: Header, file_key: bytes) -> bytes:
+    """Check the header MAC and decrypt the whole payload with an unwrapped file key."""
     if not hmac.compare_digest(_header_mac(file_key, header.mac_input), header.mac):
         raise AgeMacError("the age header MAC does not match")
     return _stream_decrypt(file_key, data[header.payload_offset :])

@@ -157,7 +157,7 @@ def root_from_inclusion_proof(
     for p in proof:
         if sn == 0:
             return None
-        if fn & 1 or fn == sn:
+        if fn & 1:
             r = node_hash(p, r)
             while not fn & 1 and fn != 0:
                 fn >>= 1
@@ -202,7 +202,7 @@ def verify_consistency(
     for c in path[1:]:
         if sn == 0:
             return False
-        if fn & 1 or fn == sn:
+        if fn & 1:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
             while not fn & 1 and fn != 0:

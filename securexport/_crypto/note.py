@@ -105,7 +105,7 @@ def make_verifier_key(name: str, public_key: Ed25519PublicKey | bytes) -> str:
 
 def parse_verifier_key(text: str) -> VerifierKey:
     """Parse a verifier key strictly; small-order or non-canonical keys are refused."""
-    parts = text.split("+")
+    parts = text.split("+", 2)
     if len(parts) != 3:
         raise ValueError("a verifier key is <name>+<key id>+<key>")
     name, hex_id, blob = parts

@@ -1,6 +1,7 @@
 """Write rfc6962.json from constants transcribed from transparency-dev/merkle (see README)."""
 
 import json
+
 # Upstream constants, transcribed from github.com/transparency-dev/merkle
 # (testonly/constants.go and proof/verify_test.go), Apache-2.0.
 leaves = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
