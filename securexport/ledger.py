@@ -368,9 +368,8 @@ class _SqliteStore:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def all_nodes(self) -> dict[tuple[int, int], bytes]:
-        rows = self.conn.execute("SELECT level, idx, hash FROM nodes")
-        return {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+    def count_nodes(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM nodes").fetchone()[0])
 
     def insert_checkpoint(self, size: int, root_hash: bytes, note: str, created_at: str) -> None:
         self.conn.execute(
@@ -385,8 +384,11 @@ class _SqliteStore:
         return None if row is None else (int(row[0]), str(row[1]))
 
     def checkpoints(self) -> Iterator[tuple[int, bytes, str]]:
-        for row in self.conn.execute("SELECT size, root_hash, note FROM checkpoints ORDER BY size"):
-            yield int(row[0]), bytes(row[1]), str(row[2])
+        """All checkpoints in size order, streamed."""
+        cursor = self.conn.execute("SELECT size, root_hash, note FROM checkpoints ORDER BY size")
+        while rows := cursor.fetchmany(256):
+            for row in rows:
+                yield int(row[0]), bytes(row[1]), str(row[2])
 
     _ENTRY_COLUMNS = (
         "idx, kind, export_id, approval_id, approval_sha256, run, created_at, leaf, signature, "
@@ -685,20 +687,24 @@ class Ledger:
         verifier_key: str,
         check_entry: Callable[[Entry], None] | None,
     ) -> VerifyReport:
-        stored_nodes = store.all_nodes()
-        checkpoints = list(store.checkpoints())
-        by_size = {size: (root_hash, note) for size, root_hash, note in checkpoints}
+        # Streams entries and checkpoints side by side: memory stays O(log n + approvals).
         compact = merkle.CompactRange()
         runs: dict[str, int] = {}
         latest_note: str | None = None
-        checked = 0
+        latest_size = -1
+        checked = checkpoints_checked = 0
+        new_nodes: list[tuple[int, int, bytes]] = []
+
+        def collect(level: int, idx: int, h: bytes) -> None:
+            new_nodes.append((level, idx, h))
 
         def fail(index: int | None, message: str) -> LedgerVerificationError:
             where = f"entry {index}: " if index is not None else ""
-            return LedgerVerificationError(f"ledger verification failed at {where}{message}",
-                                           index=index)
+            return LedgerVerificationError(
+                f"ledger verification failed at {where}{message}", index=index
+            )
 
-        def check_checkpoint(size: int, root_hash: bytes, stored_root: bytes, note: str) -> None:
+        def check_checkpoint(size: int, stored_root: bytes, note: str) -> None:
             index = size - 1 if size else None
             try:
                 opened = open_note(note, [verifier_key])
@@ -709,11 +715,21 @@ class Ledger:
                 raise fail(index, f"the checkpoint at size {size} is for another log")
             if checkpoint.size != size or checkpoint.root_hash != stored_root:
                 raise fail(index, f"the checkpoint at size {size} was altered")
-            if stored_root != root_hash:
+            if stored_root != compact.root():
                 raise fail(index, f"the tree no longer matches the checkpoint at size {size}")
 
-        if 0 in by_size:
-            check_checkpoint(0, merkle.EMPTY_ROOT, *by_size[0])
+        pending = store.checkpoints()
+        next_cp = next(pending, None)
+
+        def consume_checkpoints() -> None:
+            nonlocal next_cp, latest_note, latest_size, checkpoints_checked
+            while next_cp is not None and next_cp[0] == compact.size:
+                check_checkpoint(*next_cp)
+                latest_size, latest_note = next_cp[0], next_cp[2]
+                checkpoints_checked += 1
+                next_cp = next(pending, None)
+
+        consume_checkpoints()  # a checkpoint of the empty tree, if any
         for entry in store.entries(0, None):
             index = compact.size
             if entry.index != index:
@@ -721,25 +737,21 @@ class Ledger:
             recomputed = merkle.leaf_hash(entry.leaf)
             if entry.leaf_hash != recomputed:
                 raise fail(index, "the manifest bytes do not match their logged hash")
-            mismatch: list[tuple[int, int]] = []
-
-            def compare(level: int, idx: int, h: bytes, _bad: list[tuple[int, int]] = mismatch) -> None:
-                if stored_nodes.get((level, idx)) != h:
-                    _bad.append((level, idx))
-
-            compact.append(recomputed, on_node=compare)
-            if mismatch:
-                raise fail(index, f"the node table disagrees with the leaves at {mismatch[0]}")
+            new_nodes.clear()
+            compact.append(recomputed, on_node=collect)
+            for level, idx, h in new_nodes:
+                if store.node(level, idx) != h:
+                    raise fail(index, f"the node table disagrees with the leaves at {level}/{idx}")
             if entry.kind == KIND_EXPORT:
                 expected_run = runs.get(entry.approval_sha256, 0) + 1
                 if entry.run != expected_run:
-                    raise fail(index, f"run {entry.run} of approval {entry.approval_id} "
-                                      f"should be run {expected_run}")
+                    raise fail(
+                        index,
+                        f"run {entry.run} of approval {entry.approval_id} "
+                        f"should be run {expected_run}",
+                    )
                 runs[entry.approval_sha256] = expected_run
-            if compact.size in by_size:
-                stored_root, note = by_size[compact.size]
-                check_checkpoint(compact.size, compact.root(), stored_root, note)
-                latest_note = note
+            consume_checkpoints()
             if check_entry is not None:
                 try:
                     check_entry(entry)
@@ -747,13 +759,14 @@ class Ledger:
                     raise fail(index, exc.message) from exc
             checked += 1
         size = compact.size
-        beyond = [s for s in by_size if s > size]
-        if beyond:
-            raise fail(size, f"missing (a checkpoint covers {max(beyond)} entries, "
-                             f"only {size} are present)")
-        if size and size not in by_size:
+        if next_cp is not None:
+            raise fail(
+                size,
+                f"missing (a checkpoint covers {next_cp[0]} entries, only {size} are present)",
+            )
+        if size and latest_size != size:
             raise fail(size - 1, "not covered by any signed checkpoint")
-        if len(stored_nodes) != 2 * size - size.bit_count():
+        if store.count_nodes() != 2 * size - size.bit_count():
             raise fail(None, "the node table holds nodes that no entry explains")
         if store.tree_state() != compact:
             raise fail(None, "the stored tree state does not match the entries")
@@ -762,6 +775,6 @@ class Ledger:
             root_hash=compact.root(),
             origin=self.origin,
             entries_checked=checked,
-            checkpoints_checked=len(checkpoints),
+            checkpoints_checked=checkpoints_checked,
             latest_checkpoint=latest_note,
         )

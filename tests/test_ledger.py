@@ -195,9 +195,7 @@ def test_same_key_two_ledgers_origin_must_match_signer_name(
             verify_receipt(r.to_bytes(), manifest(1), [vkey(signer, "someone.else/key")])
 
 
-def test_checkpoint_signed_by_another_key_fails(
-    ledger: Ledger, signer: Ed25519PrivateKey
-) -> None:
+def test_checkpoint_signed_by_another_key_fails(ledger: Ledger, signer: Ed25519PrivateKey) -> None:
     receipt = fill(ledger, signer, 3)[2]
     impostor = Ed25519PrivateKey.generate()
     body = receipt.checkpoint[: receipt.checkpoint.rfind("\n\n") + 1]
@@ -514,9 +512,7 @@ def test_concurrent_appends_from_8_processes(db_path: Path, signer: Ed25519Priva
     )
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker, args=(str(db_path), seed, w, 25, queue)) for w in range(8)
-    ]
+    procs = [ctx.Process(target=_worker, args=(str(db_path), seed, w, 25, queue)) for w in range(8)]
     for p in procs:
         p.start()
     for p in procs:
@@ -546,4 +542,3 @@ def test_concurrent_open_of_a_new_ledger(db_path: Path) -> None:
 def _open_origin(path: str) -> str:
     with Ledger.open(Path(path)) as led:
         return led.origin
-

@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 
 from securexport._crypto import merkle
 
-VECTORS = json.loads(
-    (Path(__file__).parent / "vectors" / "merkle" / "rfc6962.json").read_text()
-)
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "merkle" / "rfc6962.json").read_text())
 
 
 def _h(text: str) -> bytes:
@@ -127,7 +125,8 @@ def test_generated_proofs_match_upstream_vectors() -> None:
     for case in VECTORS["inclusion"]:
         if case["valid"] and case["size"] > 0:
             assert [
-                p.hex() for p in merkle.inclusion_proof(hashes[: case["size"]], case["index"], case["size"])
+                p.hex()
+                for p in merkle.inclusion_proof(hashes[: case["size"]], case["index"], case["size"])
             ] == case["proof"]
     for case in VECTORS["consistency"]:
         if case["valid"] and case["old_size"] > 0:
@@ -171,7 +170,7 @@ def test_consistency_matches_reference(sizes: tuple[int, int]) -> None:
     assert merkle.verify_consistency(old, new, old_root, new_root, proof)
     if old < new:
         assert not merkle.verify_consistency(old, new, new_root, old_root, proof)
-        assert not merkle.verify_consistency(old, new, old_root, ref_mth(data[:-1] + [b"x"]), proof)
+        assert not merkle.verify_consistency(old, new, old_root, ref_mth([*data[:-1], b"x"]), proof)
 
 
 @settings(max_examples=150, deadline=None)

@@ -572,11 +572,17 @@ def test_postgresql_snapshot_holds_across_two_passes(postgres_server: PgServer, 
 
 
 @pytest.mark.postgres
-def test_postgresql_session_is_read_only_with_timeout(pg_url: str) -> None:
+def test_postgresql_session_is_read_only_with_timeout(
+    postgres_server: PgServer,  # noqa: F811
+    pg_url: str,
+) -> None:
+    postgres_server.psql(
+        "CREATE SEQUENCE IF NOT EXISTS ro_probe", pg_url.split("/")[3].split("?")[0]
+    )
     with open_source(pg_url, statement_timeout_ms=200) as src:
         # a SELECT that writes, inside a snapshot (a named cursor only runs SELECTs)
         with pytest.raises(SourceError) as info, src.snapshot() as snap:
-            list(snap.stream(BuiltQuery("SELECT pg_catalog.lo_create(0)", {}, ("oid",))))
+            list(snap.stream(BuiltQuery("SELECT nextval('ro_probe')", {}, ("n",))))
         assert "25006" in info.value.message  # read_only_sql_transaction
         # and outside any snapshot the session's default is read-only too
         raw = src._engine.raw_connection()

@@ -25,6 +25,7 @@ from securexport.zipcheck import (
     METHOD_AES,
     METHOD_DEFLATED,
     METHOD_STORED,
+    ZipEntry,
     ZipStructureError,
     inspect_zip,
     name_problem,
@@ -165,7 +166,7 @@ def central(e: E, *, crc: int, csize: int, usize: int, offset: int = 0) -> bytes
     )
 
 
-def check(data: bytes, *, max_entries: int = 16, methods: set[int] | None = None) -> list:
+def check(data: bytes, *, max_entries: int = 16, methods: set[int] | None = None) -> list[ZipEntry]:
     return inspect_zip(
         io.BytesIO(data),
         len(data),

@@ -57,9 +57,7 @@ class MemoryTree:
         levels: list[list[bytes]] = [list(leaf_hashes)]
         while len(levels[-1]) > 1:
             below = levels[-1]
-            levels.append(
-                [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
-            )
+            levels.append([node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
         self._levels = levels
 
     def __len__(self) -> int:
@@ -120,7 +118,9 @@ def inclusion_proof(tree: Sequence[bytes] | NodeSource, index: int, size: int) -
     return path
 
 
-def consistency_proof(tree: Sequence[bytes] | NodeSource, old_size: int, new_size: int) -> list[bytes]:
+def consistency_proof(
+    tree: Sequence[bytes] | NodeSource, old_size: int, new_size: int
+) -> list[bytes]:
     """PROOF(old_size, D[0:new_size]) of RFC 6962 §2.1.2; empty when old is 0 or equal to new."""
     if not 0 <= old_size <= new_size <= MAX_TREE_SIZE:
         raise ValueError(f"no consistency proof from size {old_size} to {new_size}")
@@ -157,7 +157,7 @@ def root_from_inclusion_proof(
     for p in proof:
         if sn == 0:
             return None
-        if fn & 1:
+        if fn & 1 or fn == sn:
             r = node_hash(p, r)
             while not fn & 1 and fn != 0:
                 fn >>= 1
@@ -202,7 +202,7 @@ def verify_consistency(
     for c in path[1:]:
         if sn == 0:
             return False
-        if fn & 1:
+        if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
             while not fn & 1 and fn != 0:

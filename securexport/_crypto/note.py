@@ -5,7 +5,8 @@ Formats: https://c2sp.org/signed-note and https://c2sp.org/tlog-checkpoint, as i
 
     verifier key   <name>+<8 hex key id>+base64(0x01 || 32-byte Ed25519 public key)
     key id         SHA-256(name || "\\n" || 0x01 || public key)[:4]
-    signed note    text (ending in "\\n") || "\\n" || one or more "— <name> base64(key id || sig)\\n"
+    signed note    text (ending in "\\n") || "\\n" || one or more signature lines
+    signature line "— <name> base64(key id || Ed25519 signature)\\n"
     checkpoint     origin "\\n" size "\\n" base64(root hash) "\\n" [extension lines]
 
 Parsing is strict and rejects rather than guesses.  Signature failures are one opaque
