@@ -139,6 +139,27 @@ def parse_receipt(data: bytes, *, max_bytes: int = DEFAULT_LIMITS.max_receipt_by
     return Receipt(int(index_text), tuple(hashes), checkpoint, extra)
 
 
+@dataclass(frozen=True)
+class ReceiptVerdict:
+    """What a verified receipt proves: the leaf is entry ``index`` under ``checkpoint``."""
+
+    index: int
+    checkpoint: Checkpoint
+    checkpoint_note: str = field(repr=False)
+
+    @property
+    def origin(self) -> str:
+        return self.checkpoint.origin
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+    @property
+    def root_hash(self) -> bytes:
+        return self.checkpoint.root_hash
+
+
 def verify_receipt(
     receipt_bytes: bytes,
     leaf: bytes,
@@ -146,8 +167,8 @@ def verify_receipt(
     *,
     origin: str | None = None,
     max_bytes: int = DEFAULT_LIMITS.max_receipt_bytes,
-) -> Checkpoint:
-    """Check that ``leaf`` (the signed manifest bytes) is logged; return the covering checkpoint.
+) -> ReceiptVerdict:
+    """Check that ``leaf`` (the signed manifest bytes) is logged; return index and checkpoint.
 
     The checkpoint must be signed by a trusted key whose name is the checkpoint's origin (and the
     origin must be ``origin`` when given), and the inclusion proof must lead from
@@ -168,7 +189,7 @@ def verify_receipt(
         merkle.leaf_hash(leaf), receipt.index, checkpoint.size, receipt.proof, checkpoint.root_hash
     ):
         raise VerificationError("the receipt does not prove that this manifest is in the ledger")
-    return checkpoint
+    return ReceiptVerdict(receipt.index, checkpoint, receipt.checkpoint)
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,16 +536,20 @@ class Ledger:
         run: int,
         max_runs: int | None,
         signer: Ed25519PrivateKey,
-        signer_name: str,
         now: datetime,
+        signer_name: str | None = None,
     ) -> Receipt:
         """Log one export and return its receipt, in one ``BEGIN IMMEDIATE`` transaction.
+
+        ``signer`` is the ledger's Ed25519 key; checkpoints are signed under ``signer_name``,
+        which defaults to (and, for receipts to verify, must be) the ledger's origin.
 
         ``run`` is the run number the caller checked before exporting (``runs_used + 1``); if
         another export of the same approval was logged meanwhile, this refuses (PolicyError) and
         nothing is written.  Costs O(log n) hashes and node reads.
         """
         created_at = _rfc3339(now)
+        signer_name = self.origin if signer_name is None else signer_name
         verifier_key = make_verifier_key(signer_name, signer.public_key())
         try:
             with self._store.write_transaction():
@@ -612,6 +637,14 @@ class Ledger:
         return Receipt(index, tuple(proof), note)
 
     # -- reading -----------------------------------------------------------------------------
+
+    def verifier_key(self, private_key: Ed25519PrivateKey) -> str:
+        """The note verifier key for this ledger's checkpoints, signed with ``private_key``."""
+        return ledger_verifier_key(self.origin, private_key)
+
+    def pinned_verifier_key(self) -> str | None:
+        """The verifier key recorded by the first append (None for an empty ledger)."""
+        return self._store.get_meta("verifier_key")
 
     def runs_used(self, approval_sha256: str) -> int:
         """How many exports of the approval with this SHA-256 are logged."""

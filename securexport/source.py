@@ -29,7 +29,7 @@ import json
 import re
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -719,7 +719,9 @@ class Snapshot:
         compiled = sa.text(sql).compile(dialect=self._source._engine.dialect)
         return str(compiled), dict(params)
 
-    def stream(self, query: BuiltQuery, *, batch_size: int = 5000) -> Iterator[list[Row]]:
+    def stream(
+        self, query: BuiltQuery, *, batch_size: int = 5000
+    ) -> Generator[list[Row], None, None]:
         """Batches of at most ``batch_size`` rows, in ``query.selected`` order.  Rows are read
         from the database as the batches are consumed (memory does not grow with the rows)."""
         if batch_size < 1:

@@ -59,6 +59,7 @@ CREATE TABLE offenders (
     ppo_flag         INTEGER NOT NULL,
     notes            TEXT
 );
+CREATE INDEX offenders_offender_id ON offenders (offender_id);
 CREATE VIEW offenders_v AS
     SELECT offender_id, postcode, date_of_birth, force_code, conviction_count,
            release_date, ppo_flag
@@ -80,6 +81,7 @@ CREATE TABLE offenders (
     ppo_flag         integer NOT NULL,
     notes            text
 );
+CREATE INDEX offenders_offender_id ON offenders (offender_id);
 CREATE VIEW offenders_v AS
     SELECT offender_id, postcode, date_of_birth, force_code, conviction_count,
            release_date, ppo_flag
@@ -384,7 +386,7 @@ def make_offenders_db(
     seed: int = 2026,
     canary: str | None = None,
     as_of: date = DEFAULT_AS_OF,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Write a new SQLite file at ``path`` (which must not exist) and describe what it holds.
 
     ``canary``: appended to ``notes`` (and, for about half, to ``full_name``) of every row that
@@ -407,9 +409,8 @@ def make_offenders_db(
             if statement.strip():
                 conn.execute(statement)
         conn.execute("INSERT INTO securexport_database (id) VALUES (?)", (DATABASE_ID,))
-        insert = (
-            f"INSERT INTO offenders ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: E501, S608
-        )
+        marks = ", ".join("?" * len(COLUMNS))
+        insert = f"INSERT INTO offenders ({', '.join(COLUMNS)}) VALUES ({marks})"  # noqa: S608
         batch: list[tuple[Any, ...]] = []
         for row in iter_rows(people, seed, as_of, canary):
             batch.append(row)

@@ -750,10 +750,9 @@ def _age_band_validator(column: Column) -> CellValidator:
         m = _BAND.fullmatch(cell)
         if m is None:
             return False
-        low = int(m.group(1))
-        if low % width or (top is not None and low >= top):
-            return False
-        return cell == _age_band_label(low, width, top)
+        # The one label an age equal to the band's lower bound gets: this rejects bounds off
+        # the width grid, wrong upper bounds, bands at or above the top code, leading zeros.
+        return cell == _age_band_label(int(m.group(1)), width, top)
 
     return valid
 

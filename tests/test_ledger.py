@@ -76,9 +76,14 @@ def append(
         run=led.runs_used(approval) + 1 if run is None else run,
         max_runs=max_runs,
         signer=signer,
-        signer_name=name or led.origin,
+        signer_name=name,
         now=NOW,
     )
+
+
+def ledger_checkpoint_at(led: Ledger, size: int) -> str:
+    row = led._store.conn.execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+    return str(row[0])
 
 
 def fill(led: Ledger, signer: Ed25519PrivateKey, count: int) -> list[Receipt]:
@@ -120,12 +125,14 @@ def test_append_prove_verify(ledger: Ledger, signer: Ed25519PrivateKey) -> None:
     for n, receipt in enumerate(receipts):
         assert receipt.index == n
         cp = verify_receipt(receipt.to_bytes(), manifest(n), [vkey(signer)], origin=ORIGIN)
-        assert (cp.origin, cp.size) == (ORIGIN, n + 1)
+        assert (cp.origin, cp.index, cp.size) == (ORIGIN, n, n + 1)
+        assert cp.checkpoint_note == receipt.checkpoint == ledger_checkpoint_at(ledger, n + 1)
         fresh = ledger.prove(f"exp-{n}")
         cp = verify_receipt(fresh.to_bytes(), manifest(n), [vkey(signer)])
         assert cp.size == 7
     report = ledger.verify_all(vkey(signer))
     assert (report.size, report.entries_checked, report.checkpoints_checked) == (7, 7, 7)
+    assert ledger.pinned_verifier_key() == ledger.verifier_key(signer) == vkey(signer)
     assert report.root_hash == merkle.root([merkle.leaf_hash(manifest(n)) for n in range(7)])
     assert report.latest_checkpoint == ledger.latest_checkpoint()
     entry = ledger.entry("exp-3")
@@ -495,7 +502,6 @@ def _worker(path: str, seed: bytes, worker: int, count: int, queue: multiprocess
                     run=led.runs_used(APPROVAL) + 1,
                     max_runs=None,
                     signer=key,
-                    signer_name=led.origin,
                     now=NOW,
                 )
                 done += 1

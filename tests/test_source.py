@@ -605,7 +605,9 @@ def test_postgresql_session_is_read_only_with_timeout(
             list(snap.stream(bad))
         assert "sekrit" not in info.value.message
     with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://")) as c:
-        assert c.execute("SELECT count(*) FROM offenders").fetchone()[0] > 3000
+        row = c.execute("SELECT count(*) FROM offenders").fetchone()
+        assert row is not None
+        assert row[0] > 3000
 
 
 @pytest.mark.postgres
@@ -694,7 +696,10 @@ def test_synthetic_is_deterministic_and_realistic(tmp_path: Path) -> None:
     one, two = tmp_path / "a.db", tmp_path / "b.db"
     info = make_offenders_db(one, people=2000, seed=1)
     make_offenders_db(two, people=2000, seed=1)
-    dump = lambda p: list(sqlite3.connect(p).execute("SELECT * FROM offenders ORDER BY rowid"))  # noqa: E731
+
+    def dump(p: Path) -> list[Any]:
+        return list(sqlite3.connect(p).execute("SELECT * FROM offenders ORDER BY rowid"))
+
     assert dump(one) == dump(two)
     assert list(iter_rows(50, 2)) != list(iter_rows(50, 1))
     conn = sqlite3.connect(one)
