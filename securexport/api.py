@@ -276,6 +276,7 @@ def _count_pass(snapshot: Snapshot, plan: _Compiled, progress: Any = None) -> _C
                 values[pos] = value
             if suppressed:
                 invalid += 1
+                counter.add_invalid_row()
                 continue
             if plan.qi_positions:
                 counter.add(tuple(values[p] for p in plan.qi_positions), row[plan.entity_index])
@@ -423,7 +424,7 @@ def plan(
         matching_rows=counts.matching,
         row_cap=approval.row_cap,
         invalid_suppressed_rows=counts.invalid_suppressed,
-        suppressed_rows=outcome.suppressed_rows if outcome else 0,
+        suppressed_rows=outcome.suppressed_rows - outcome.invalid_rows if outcome else 0,
         written_rows=_written_rows(counts),
         min_rows=approval.min_rows,
         k=approval.privacy.k if approval.privacy else None,
@@ -705,7 +706,7 @@ def export(
         run=run,
         rows_written=written,
         matching_rows=counts.matching,
-        suppressed_rows=(outcome.suppressed_rows if outcome else 0) + counts.invalid_suppressed,
+        suppressed_rows=outcome.suppressed_rows if outcome else counts.invalid_suppressed,
         k_achieved=outcome.k_achieved if outcome else None,
         payload_sha256=payload_sha256,
         ledger_index=receipt.index,
@@ -739,7 +740,7 @@ def _build_manifest(
     records: dict[str, Any] = {
         "matching": counts.matching,
         "invalid_suppressed": counts.invalid_suppressed,
-        "suppressed": (outcome.suppressed_rows if outcome else 0) + counts.invalid_suppressed,
+        "suppressed": outcome.suppressed_rows if outcome else counts.invalid_suppressed,
         "written": written,
     }
     if outcome is not None and approval.privacy is not None:

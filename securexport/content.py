@@ -64,7 +64,12 @@ def check_plaintext(path: Path, approval: Approval, expected_rows: int) -> dict[
     privacy = approval.privacy
     qi_index = [names.index(q) for q in privacy.quasi_identifiers] if privacy else []
     entity_col = next(
-        (i for i, col in enumerate(approval.columns) if col.source == approval.entity), None
+        (
+            i
+            for i, col in enumerate(approval.columns)
+            if col.source == approval.entity and col.transform in ("pseudonym", "keep")
+        ),
+        None,
     )
     class_members: dict[tuple[str | None, ...], set[str | None] | int] = defaultdict(int)
     if entity_col is not None:
