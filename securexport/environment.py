@@ -112,7 +112,9 @@ class Environment:
                 ) from exc
             phrase = first.rstrip(b"\r\n") if first.endswith(b"\n") else first
             if not phrase:
-                raise KeyUnavailableError(f"the passphrase file named by {PASSPHRASE_FILE_VAR} is empty")
+                raise KeyUnavailableError(
+                    f"the passphrase file named by {PASSPHRASE_FILE_VAR} is empty"
+                )
             return phrase
         if not self.interactive or not self.stdin_isatty or self.prompt is None:
             raise KeyUnavailableError(

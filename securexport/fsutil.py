@@ -52,7 +52,9 @@ def os_error_message(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE, overwrite: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = PRIVATE_FILE, overwrite: bool = True
+) -> None:
     """Write ``data`` to ``path`` via ``path.partial``, fsync, then rename into place."""
     partial = path.with_name(path.name + ".partial")
     try:
