@@ -10,7 +10,7 @@ mkdir -p "$OUT/homes"
 chmod 700 "$OUT"
 
 say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run()  { printf '$ securexport %s\n' "$*"; "$SX" "$@"; }
+run()  { printf '$ securexport %s\n' "$*" >&2; "$SX" "$@"; }
 
 # Headless machines have no OS keyring: key files are passphrase-encrypted (age scrypt format).
 printf 'demo passphrase - use a real one\n' > "$OUT/passphrase"

@@ -66,16 +66,17 @@ role      = "identifier"
 justification = "links monthly extracts for the same person without revealing the PNC id"
 
 [[column]]
-name        = "birth_year"
-source      = "date_of_birth"
-transform   = "date_trunc"
-granularity = "year"
+name      = "age_band"
+source    = "date_of_birth"
+transform = "age_band"
+width     = 10
+top_code  = 70
 
 [[column]]
-name      = "district"
+name      = "area"
 source    = "postcode"
 transform = "postcode_trunc"
-level     = "district"
+level     = "area"
 on_invalid = "null"
 
 [[column]]
@@ -86,16 +87,16 @@ max       = 30
 role      = "sensitive"
 
 [[column]]
-name        = "release_quarter"
+name        = "release_year"
 source      = "release_date"
 transform   = "date_trunc"
-granularity = "quarter"
+granularity = "year"
 
 [privacy]
-quasi_identifiers = ["birth_year", "district", "release_quarter"]
+quasi_identifiers = ["age_band", "area", "release_year"]
 k = 5
 on_violation = "suppress"
-max_suppressed_fraction = 0.6
+max_suppressed_fraction = 0.05
 
 [output]
 format = "csv"
