@@ -15,7 +15,9 @@ sx = ".venv/bin/securexport"
 def show(home: str, name: str) -> dict[str, str]:
     result = subprocess.run(
         [sx, "--home", str(out / "homes" / home), "--json", "keys", "show", name],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(result.stdout)
 

@@ -7,9 +7,7 @@ streams, home, passphrase source) and returns a result object; the CLI only rend
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import json
 import os
 import shutil
 import socket
@@ -20,7 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from securexport import __version__, content, policy, transforms
+from securexport import __version__, content, pipeline, policy, transforms
 from securexport._crypto import agefile, sshsig
 from securexport.approval import Approval, RelativeDate, approval_template, parse_approval
 from securexport.bundle import (
@@ -55,9 +53,7 @@ from securexport.keys import KeyStore
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.manifest import SCHEMA as MANIFEST_SCHEMA
 from securexport.manifest import Manifest, canonical_bytes, parse_manifest
-from securexport.privacy import ClassCounter, PrivacyOutcome, evaluate
-from securexport.privacy import check as check_privacy
-from securexport.source import BuiltQuery, Snapshot, build_query, open_source
+from securexport.source import BuiltQuery, build_query, open_source
 from securexport.trust import TrustStore
 
 ProgressFactory = Callable[[int, str], Any]
@@ -209,100 +205,6 @@ def _load_for_run(
 # the data path shared by plan and export
 
 
-@dataclass
-class _Compiled:
-    approval: Approval
-    query: BuiltQuery
-    columns: list[Callable[[object], object]]
-    source_index: list[int]
-    entity_index: int
-    qi_positions: list[int]  # positions in approval.columns
-    pass1_positions: list[int]  # columns evaluated in the counting pass
-
-
-def _compile(approval: Approval, query: BuiltQuery, ctx: transforms.RunContext) -> _Compiled:
-    selected = list(query.selected)
-    names = [c.name for c in approval.columns]
-    qi = [names.index(q) for q in approval.privacy.quasi_identifiers] if approval.privacy else []
-    pass1 = sorted(
-        set(qi) | {i for i, c in enumerate(approval.columns) if c.on_invalid == "suppress_row"}
-    )
-    return _Compiled(
-        approval=approval,
-        query=query,
-        columns=[transforms.compile_column(c, ctx) for c in approval.columns],
-        source_index=[selected.index(c.source) for c in approval.columns],
-        entity_index=selected.index(approval.entity),
-        qi_positions=qi,
-        pass1_positions=pass1,
-    )
-
-
-def _invalid(exc: transforms.InvalidValueError, row_number: int) -> PolicyError:
-    return PolicyError(f"row {row_number}: {exc.message}", hint=exc.hint)
-
-
-@dataclass(frozen=True)
-class _Counts:
-    matching: int
-    invalid_suppressed: int
-    outcome: PrivacyOutcome | None
-
-
-def _count_pass(snapshot: Snapshot, plan: _Compiled, progress: Any = None) -> _Counts:
-    approval = plan.approval
-    counter = ClassCounter()
-    matching = 0
-    invalid = 0
-    for batch in snapshot.stream(plan.query):
-        for row in batch:
-            matching += 1
-            if matching > approval.row_cap:
-                raise PolicyError(
-                    f"more than row_cap={approval.row_cap} rows match approval {approval.id}; "
-                    "nothing was exported",
-                    hint="the data owner must narrow the filters or raise the cap",
-                )
-            values: dict[int, object] = {}
-            suppressed = False
-            for pos in plan.pass1_positions:
-                try:
-                    value = plan.columns[pos](row[plan.source_index[pos]])
-                except transforms.InvalidValueError as exc:
-                    raise _invalid(exc, matching) from None
-                if value is transforms.SUPPRESS_ROW:
-                    suppressed = True
-                    break
-                values[pos] = value
-            if suppressed:
-                invalid += 1
-                counter.add_invalid_row()
-                continue
-            if plan.qi_positions:
-                counter.add(tuple(values[p] for p in plan.qi_positions), row[plan.entity_index])
-        if progress is not None:
-            progress.update(len(batch))
-    outcome = evaluate(counter, approval.privacy) if approval.privacy else None
-    return _Counts(matching=matching, invalid_suppressed=invalid, outcome=outcome)
-
-
-def _written_rows(counts: _Counts) -> int:
-    if counts.outcome is not None:
-        return counts.outcome.written_rows
-    return counts.matching - counts.invalid_suppressed
-
-
-def _check_counts(approval: Approval, counts: _Counts) -> None:
-    if counts.outcome is not None and approval.privacy is not None:
-        check_privacy(counts.outcome, approval.privacy)
-    written = _written_rows(counts)
-    if written < approval.min_rows:
-        raise PolicyError(
-            f"only {written} rows would be written, below min_rows={approval.min_rows}; "
-            "nothing was exported"
-        )
-
-
 def _plan_warnings(approval: Approval) -> list[str]:
     warnings: list[str] = []
     qis = set(approval.privacy.quasi_identifiers) if approval.privacy else set()
@@ -402,13 +304,13 @@ def plan(
     with open_source(source_url) as source:
         live = source.table_columns(approval.dataset)
         query = build_query(approval, live, run_date, limit=approval.row_cap + 1)
-        compiled = _compile(approval, query, ctx)
+        compiled = pipeline.compile_plan(approval, query, ctx)
         verdict = "ok"
-        counts = _Counts(0, 0, None)
+        counts = pipeline.Counts(0, 0, None)
         with source.snapshot() as snapshot:
             try:
-                counts = _count_pass(snapshot, compiled)
-                _check_counts(approval, counts)
+                counts = pipeline.count_pass(snapshot, compiled)
+                pipeline.check_counts(approval, counts)
             except PolicyError as exc:
                 verdict = exc.message
     outcome = counts.outcome
@@ -425,7 +327,7 @@ def plan(
         row_cap=approval.row_cap,
         invalid_suppressed_rows=counts.invalid_suppressed,
         suppressed_rows=outcome.suppressed_rows - outcome.invalid_rows if outcome else 0,
-        written_rows=_written_rows(counts),
+        written_rows=pipeline.written_rows(counts),
         min_rows=approval.min_rows,
         k=approval.privacy.k if approval.privacy else None,
         k_achieved=outcome.k_achieved if outcome else None,
@@ -453,71 +355,6 @@ class ExportResult:
     payload_sha256: str
     ledger_index: int
     manifest: dict[str, Any]
-
-
-class _CsvSink:
-    """csv.writer needs an object with write(); this one forwards to the encrypted entry."""
-
-    def __init__(self, entry: Any) -> None:
-        self.write = entry.write
-
-
-def _write_rows(
-    snapshot: Snapshot,
-    plan_: _Compiled,
-    outcome: PrivacyOutcome | None,
-    entry: Any,
-    progress: Any,
-) -> int:
-    approval = plan_.approval
-    names = [c.name for c in approval.columns]
-    columns = list(zip(plan_.columns, plan_.source_index, strict=True))
-    qi_positions = plan_.qi_positions
-    small = outcome.small_classes if outcome is not None else frozenset()
-    suppress = (
-        bool(small) and approval.privacy is not None and approval.privacy.on_violation == "suppress"
-    )
-    suppress_marker = transforms.SUPPRESS_ROW
-    to_text = transforms.to_text
-    written = 0
-    row_number = 0
-    if approval.output_format == "csv":
-        writer = csv.writer(_CsvSink(entry), lineterminator="\r\n")
-        writer.writerow(names)
-    for batch in snapshot.stream(plan_.query):
-        out_batch: list[list[object]] = []
-        for row in batch:
-            row_number += 1
-            try:
-                values = [fn(row[idx]) for fn, idx in columns]
-            except transforms.InvalidValueError as exc:
-                raise _invalid(exc, row_number) from None
-            if suppress_marker in values:
-                continue
-            if suppress and tuple(values[p] for p in qi_positions) in small:
-                continue
-            out_batch.append(values)
-        if approval.output_format == "csv":
-            try:
-                writer.writerows([[to_text(v) for v in values] for values in out_batch])
-            except transforms.InvalidValueError as exc:
-                raise _invalid(exc, row_number) from None
-        else:
-            lines = [
-                json.dumps(
-                    dict(zip(names, [transforms.to_json_value(v) for v in values], strict=True)),
-                    ensure_ascii=False,
-                    separators=(",", ":"),
-                )
-                for values in out_batch
-            ]
-            if lines:
-                entry.write("\n".join(lines) + "\n")
-        entry.add_rows(len(out_batch))
-        written += len(out_batch)
-        if progress is not None:
-            progress.update(len(batch))
-    return written
 
 
 @contextlib.contextmanager
@@ -602,12 +439,12 @@ def export(
                     "the source is not the database the approval names (database_id differs)"
                 )
             query = build_query(approval, live, run_date, limit=approval.row_cap + 1)
-            compiled = _compile(approval, query, ctx)
+            compiled = pipeline.compile_plan(approval, query, ctx)
             with source.snapshot() as snapshot:
                 with _progress(env, approval.row_cap, "checking") as bar:
-                    counts = _count_pass(snapshot, compiled, bar)
-                _check_counts(approval, counts)
-                expected_written = _written_rows(counts)
+                    counts = pipeline.count_pass(snapshot, compiled, bar)
+                pipeline.check_counts(approval, counts)
+                expected_written = pipeline.written_rows(counts)
 
                 with partial_output(output) as bundle_partial:
                     payload_path = output.with_name(output.name + ".payload.partial")
@@ -625,7 +462,7 @@ def export(
                             with writer:
                                 entry = writer.open_entry(entry_name)
                                 with _progress(env, counts.matching, "exporting") as bar:
-                                    written = _write_rows(
+                                    written = pipeline.write_rows(
                                         snapshot, compiled, counts.outcome, entry, bar
                                     )
                                 entry.close()
@@ -728,7 +565,7 @@ def _build_manifest(
     database_id: str | None,
     live_columns: list[str],
     query: BuiltQuery,
-    counts: _Counts,
+    counts: pipeline.Counts,
     written: int,
     files: Sequence[Any],
     payload_sha256: str,
@@ -1091,121 +928,35 @@ def export_pseudonym_key(
     return _keystore(env).export_pseudonym_key(key_id, recipient)
 
 
-# ---------------------------------------------------------------------------------------------
-# the ledger
+# The ledger recipes live in securexport.register; re-exported here as part of the API.
+from securexport.register import (  # noqa: E402
+    ledger_checkpoint,
+    ledger_entries,
+    ledger_prove,
+    ledger_show,
+    ledger_verifier_key,
+    ledger_verify,
+)
 
-
-def _open_ledger(env: Environment) -> Any:
-    from securexport import ledger as ledger_mod
-
-    env.home.ensure()
-    return ledger_mod.Ledger.open(env.home.ledger_path)
-
-
-def ledger_verifier_key(env: Environment) -> str:
-    """This installation's ledger verifier key (creating the ledger key on first use).
-
-    The data owner puts it in the approval (``[[exporters]] ledger = …``) or recipients trust it
-    with ``trust add NAME KEY --role ledger``, so receipts can be checked offline.
-    """
-    with _open_ledger(env) as ledger:
-        pinned: str | None = ledger.pinned_verifier_key()
-        if pinned:
-            return pinned
-        return str(ledger.verifier_key(_keystore(env).ledger_signing_key()))
-
-
-def ledger_entries(
-    env: Environment, *, start: int = 0, limit: int | None = None
-) -> list[dict[str, Any]]:
-    """One summary per logged export, in log order."""
-    with _open_ledger(env) as ledger:
-        return [_entry_summary(e) for e in ledger.entries(start=start, limit=limit)]
-
-
-def _entry_summary(entry: Any) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "index": entry.index,
-        "kind": entry.kind,
-        "export_id": entry.export_id,
-        "approval_id": entry.approval_id,
-        "approval_sha256": entry.approval_sha256,
-        "run": entry.run,
-        "created_at": entry.created_at,
-    }
-    try:
-        doc = json.loads(entry.leaf)
-        summary["exporter"] = doc.get("operator", {}).get("name")
-        summary["rows"] = doc.get("records", {}).get("written")
-        summary["recipients"] = [r.get("name") for r in doc.get("recipients", [])]
-    except (ValueError, AttributeError):
-        summary["malformed"] = True
-    return summary
-
-
-def ledger_show(env: Environment, key: str) -> dict[str, Any]:
-    """One entry, by index or export id, with its full manifest."""
-    with _open_ledger(env) as ledger:
-        entry = ledger.entry(int(key) if key.isdigit() else key)
-        summary = _entry_summary(entry)
-        summary["manifest"] = json.loads(entry.leaf)
-        return summary
-
-
-def _check_logged_manifest(entry: Any) -> None:
-    """Per-entry audit: the manifest parses, its signature verifies, the index columns agree
-    with the signed bytes, and the export stayed inside the limits it records."""
-    manifest = parse_manifest(entry.leaf, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
-    signer = sshsig.verify(entry.signature, entry.leaf, sshsig.NAMESPACE_MANIFEST)
-    from securexport._crypto.sshkey import SshPublicKey
-
-    if SshPublicKey.parse(manifest.operator_ssh) != signer:
-        raise VerificationError("manifest operator key is not the key that signed it")
-    if (manifest.export_id, manifest.approval_id, manifest.approval_sha256, manifest.run) != (
-        entry.export_id,
-        entry.approval_id,
-        entry.approval_sha256,
-        entry.run,
-    ):
-        raise VerificationError("the ledger's index columns disagree with the signed manifest")
-    approval = manifest.document.get("approval", {})
-    limits = approval.get("limits", {})
-    if isinstance(limits.get("row_cap"), int) and manifest.rows_written > limits["row_cap"]:
-        raise VerificationError("the export wrote more rows than its approval's row cap")
-    if isinstance(limits.get("max_runs"), int) and manifest.run > limits["max_runs"]:
-        raise VerificationError("the export ran more often than its approval's max_runs")
-    created = manifest.created_at
-    if not (approval.get("not_before", "") <= created <= approval.get("expires", "~")):
-        raise VerificationError("the export was made outside its approval's validity window")
-
-
-def ledger_verify(env: Environment) -> dict[str, Any]:
-    """Recompute the tree, check every checkpoint and every entry; exit 5 at the first bad one."""
-    with _open_ledger(env) as ledger:
-        key = ledger.pinned_verifier_key()
-        if key is None:
-            return {"ok": True, "size": 0, "entries_checked": 0, "checkpoints_checked": 0}
-        report = ledger.verify_all(key, check_entry=_check_logged_manifest)
-        return {
-            "ok": True,
-            "origin": report.origin,
-            "size": report.size,
-            "root_hash": report.root_hash.hex(),
-            "entries_checked": report.entries_checked,
-            "checkpoints_checked": report.checkpoints_checked,
-        }
-
-
-def ledger_checkpoint(env: Environment) -> str:
-    """The newest signed checkpoint (a C2SP signed note)."""
-    with _open_ledger(env) as ledger:
-        note: str | None = ledger.latest_checkpoint()
-        if note is None:
-            raise VerificationError("the ledger is empty: no checkpoint yet")
-        return note
-
-
-def ledger_prove(env: Environment, export_id: str) -> bytes:
-    """A fresh receipt (tlog-proof) for an export against the newest checkpoint."""
-    with _open_ledger(env) as ledger:
-        return bytes(ledger.prove(export_id).to_bytes())
+__all__ = [
+    "ApprovalCheck",
+    "DecryptResult",
+    "ExportResult",
+    "PlanReport",
+    "Verdict",
+    "check_approval",
+    "decrypt",
+    "export",
+    "export_pseudonym_key",
+    "init_approval",
+    "inspect",
+    "ledger_checkpoint",
+    "ledger_entries",
+    "ledger_prove",
+    "ledger_show",
+    "ledger_verifier_key",
+    "ledger_verify",
+    "plan",
+    "sign_approval",
+    "verify",
+]

@@ -20,7 +20,7 @@ import platformdirs
 from securexport.errors import FileError, KeyUnavailableError, UsageError
 from securexport.fsutil import ensure_private_dir
 
-PASSPHRASE_FILE_VAR = "SECUREXPORT_PASSPHRASE_FILE"
+PASSPHRASE_FILE_VAR = "SECUREXPORT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 HOME_VAR = "SECUREXPORT_HOME"
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.pg import postgres_server  # noqa: F401  (session fixture)
-
 from securexport.environment import Environment, Home
+from tests.support.pg import postgres_server  # noqa: F401  (session fixture)
 
 # Fast key-file KDF for tests only; production files use the fixed, documented log_n = 18.
 TEST_SCRYPT_LOG_N = 10

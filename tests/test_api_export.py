@@ -50,14 +50,18 @@ def test_export_verify_decrypt_round_trip(world: World) -> None:
     assert len(rows) - 1 == result.rows_written
     # The auditor can open it too.
     api.decrypt(result.bundle, "audit", world.root / "audit-extract", world.auditor)
-    assert (world.root / "audit-extract" / "data" / "offenders.csv").read_bytes() == data.read_bytes()
+    assert (
+        world.root / "audit-extract" / "data" / "offenders.csv"
+    ).read_bytes() == data.read_bytes()
 
 
 def test_export_matches_source_counts(world: World) -> None:
     """rows matched = the source's own count of WMP rows; written = matched - suppressed."""
     result = world.export()
     with sqlite3.connect(world.db_path) as conn:
-        (expected,) = conn.execute("SELECT count(*) FROM offenders WHERE force_code = 'WMP'").fetchone()
+        (expected,) = conn.execute(
+            "SELECT count(*) FROM offenders WHERE force_code = 'WMP'"
+        ).fetchone()
     assert result.matching_rows == expected
     assert result.rows_written == expected - result.suppressed_rows
     assert result.manifest["records"]["written"] == result.rows_written
@@ -85,7 +89,10 @@ def test_plan_reports_without_writing(world: World) -> None:
     assert set(world.root.rglob("*")) == before
     assert report.verdict == "ok"
     assert report.matching_rows > 0
-    assert report.written_rows == report.matching_rows - report.suppressed_rows - report.invalid_suppressed_rows
+    assert (
+        report.written_rows
+        == report.matching_rows - report.suppressed_rows - report.invalid_suppressed_rows
+    )
     assert sum(report.histogram.values()) > 0
     result = world.export(approval)
     assert result.rows_written == report.written_rows  # plan needs no pseudonym key, agrees anyway
@@ -99,7 +106,9 @@ def test_plan_reports_without_writing(world: World) -> None:
         ({"expires": "2026-02-01T00:00:00Z"}, PolicyError, "expired"),
         ({"not_before": "2026-12-01T00:00:00Z"}, PolicyError, "not valid before"),
         (
-            {"privacy": '[privacy]\nquasi_identifiers = ["birth_year", "district", "release_quarter"]\nk = 50\non_violation = "abort"\n'},
+            {
+                "privacy": '[privacy]\nquasi_identifiers = ["birth_year", "district", "release_quarter"]\nk = 50\non_violation = "abort"\n'
+            },
             PolicyError,
             "k",
         ),
@@ -204,7 +213,10 @@ def test_no_plaintext_on_disk(world: World, tmp_path: Path) -> None:
     """A unique canary in the source must appear in no file written during the run."""
     canary = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
     with sqlite3.connect(world.db_path) as conn:
-        conn.execute("UPDATE offenders SET notes = ?, full_name = ? WHERE force_code = 'WMP'", (canary, canary))
+        conn.execute(
+            "UPDATE offenders SET notes = ?, full_name = ? WHERE force_code = 'WMP'",
+            (canary, canary),
+        )
     columns = (
         '[[column]]\nname = "notes"\nsource = "notes"\ntransform = "keep"\nrole = "sensitive"\n'
         '[[column]]\nname = "name"\nsource = "full_name"\ntransform = "keep"\nrole = "sensitive"\n'

@@ -15,13 +15,18 @@ from tests.support.world import TEST_LOG_N, World
 
 
 def run(world_or_none: World | None, home: Path | None, *args: str, passphrase: Path | None = None):  # type: ignore[no-untyped-def]
-    env = {"SECUREXPORT_KEYSTORE": "file", "SECUREXPORT_PASSPHRASE_FILE": str(passphrase) if passphrase else ""}
+    env = {
+        "SECUREXPORT_KEYSTORE": "file",
+        "SECUREXPORT_PASSPHRASE_FILE": str(passphrase) if passphrase else "",
+    }
     argv = (["--home", str(home)] if home else []) + list(args)
     return CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
 
 
 def _error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line and not line.startswith("securexport: notice:")]
+    return [
+        line for line in stderr.splitlines() if line and not line.startswith("securexport: notice:")
+    ]
 
 
 def _assert_one_line_error(result, code: int) -> None:  # type: ignore[no-untyped-def]
@@ -80,14 +85,40 @@ def test_keys_json_shape_and_missing_key(tmp_path: Path, passphrase_file: Path) 
 
 def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
     approval = world.write_approval()
-    owner, exporter, recipient = world.owner.home.path, world.exporter.home.path, world.recipient.home.path
-    plan = run(world, owner, "--json", "approval", "plan", str(approval), "--source", world.source_url, passphrase=passphrase_file)
+    owner, exporter, recipient = (
+        world.owner.home.path,
+        world.exporter.home.path,
+        world.recipient.home.path,
+    )
+    plan = run(
+        world,
+        owner,
+        "--json",
+        "approval",
+        "plan",
+        str(approval),
+        "--source",
+        world.source_url,
+        passphrase=passphrase_file,
+    )
     assert plan.exit_code == 0, plan.stderr
     assert json.loads(plan.stdout)["verdict"] == "ok"
 
     bundle = world.root / "cli.sxb"
-    exported = run(world, exporter, "--json", "export", str(approval), "--source", world.source_url,
-                   "--as", "analyst", "-o", str(bundle), passphrase=passphrase_file)
+    exported = run(
+        world,
+        exporter,
+        "--json",
+        "export",
+        str(approval),
+        "--source",
+        world.source_url,
+        "--as",
+        "analyst",
+        "-o",
+        str(bundle),
+        passphrase=passphrase_file,
+    )
     assert exported.exit_code == 0, exported.stderr
     doc = json.loads(exported.stdout)
     assert doc["rows_written"] > 0 and bundle.exists()
@@ -101,7 +132,18 @@ def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
     assert json.loads(verified.stdout)["ok"] is True
 
     out = world.root / "cli-out"
-    decrypted = run(world, recipient, "--json", "decrypt", str(bundle), "--as", "force", "-o", str(out), passphrase=passphrase_file)
+    decrypted = run(
+        world,
+        recipient,
+        "--json",
+        "decrypt",
+        str(bundle),
+        "--as",
+        "force",
+        "-o",
+        str(out),
+        passphrase=passphrase_file,
+    )
     assert decrypted.exit_code == 0, decrypted.stderr
     assert (out / "data" / "offenders.csv").exists()
     identity = KeyStore(world.recipient, scrypt_log_n=TEST_LOG_N).age_identity("force")
@@ -110,21 +152,72 @@ def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
 
     # Exit codes of refusals.
     _assert_one_line_error(
-        run(world, exporter, "--json", "export", str(approval), "--source", "postgresql+psycopg://u:secret@localhost/db",
-            "--as", "analyst", "-o", str(world.root / "x.sxb"), passphrase=passphrase_file), 2)
+        run(
+            world,
+            exporter,
+            "--json",
+            "export",
+            str(approval),
+            "--source",
+            "postgresql+psycopg://u:secret@localhost/db",
+            "--as",
+            "analyst",
+            "-o",
+            str(world.root / "x.sxb"),
+            passphrase=passphrase_file,
+        ),
+        2,
+    )
     tampered = world.root / "tampered.sxb"
     data = bytearray(bundle.read_bytes())
     data[len(data) // 3] ^= 0xFF
     tampered.write_bytes(bytes(data))
     _assert_one_line_error(run(world, owner, "--json", "verify", str(tampered)), 5)
     _assert_one_line_error(
-        run(world, world.outsider.home.path, "decrypt", str(bundle), "--as", "stranger", "-o", str(world.root / "o2"),
-            passphrase=passphrase_file), 4)
+        run(
+            world,
+            world.outsider.home.path,
+            "decrypt",
+            str(bundle),
+            "--as",
+            "stranger",
+            "-o",
+            str(world.root / "o2"),
+            passphrase=passphrase_file,
+        ),
+        4,
+    )
     unsigned = world.write_approval(sign=False)
     _assert_one_line_error(
-        run(world, exporter, "export", str(unsigned), "--source", world.source_url, "--as", "analyst",
-            "-o", str(world.root / "y.sxb"), passphrase=passphrase_file), 3)
+        run(
+            world,
+            exporter,
+            "export",
+            str(unsigned),
+            "--source",
+            world.source_url,
+            "--as",
+            "analyst",
+            "-o",
+            str(world.root / "y.sxb"),
+            passphrase=passphrase_file,
+        ),
+        3,
+    )
     _assert_one_line_error(
-        run(world, exporter, "export", str(approval), "--source", "sqlite:////nonexistent/db.sqlite", "--as", "analyst",
-            "-o", str(world.root / "z.sxb"), passphrase=passphrase_file), 6)
+        run(
+            world,
+            exporter,
+            "export",
+            str(approval),
+            "--source",
+            "sqlite:////nonexistent/db.sqlite",
+            "--as",
+            "analyst",
+            "-o",
+            str(world.root / "z.sxb"),
+            passphrase=passphrase_file,
+        ),
+        6,
+    )
     _assert_one_line_error(run(world, owner, "verify", str(world.root / "missing.sxb")), 7)

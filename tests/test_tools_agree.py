@@ -28,23 +28,62 @@ def test_ssh_keygen_verifies_approval_and_manifest(world: World, tmp_path: Path)
     # The data owner's allowed_signers file is used by ssh-keygen exactly as we wrote it.
     owner_signers = world.exporter.home.allowed_signers
     subprocess.run(
-        ["ssh-keygen", "-Y", "verify", "-f", str(owner_signers), "-I", "owner",
-         "-n", "securexport-approval-v1", "-s", str(parts["approval.toml.sig"])],
-        input=parts["approval.toml"].read_bytes(), check=True, capture_output=True,
+        [
+            "ssh-keygen",
+            "-Y",
+            "verify",
+            "-f",
+            str(owner_signers),
+            "-I",
+            "owner",
+            "-n",
+            "securexport-approval-v1",
+            "-s",
+            str(parts["approval.toml.sig"]),
+        ],
+        input=parts["approval.toml"].read_bytes(),
+        check=True,
+        capture_output=True,
     )
     exporter_line = world.ids["exporter"].signing_key.to_line()
     signers = tmp_path / "exporters"
     signers.write_text(f'analyst namespaces="securexport-manifest-v1" {exporter_line}\n')
     subprocess.run(
-        ["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", "analyst",
-         "-n", "securexport-manifest-v1", "-s", str(parts["manifest.json.sig"])],
-        input=parts["manifest.json"].read_bytes(), check=True, capture_output=True,
+        [
+            "ssh-keygen",
+            "-Y",
+            "verify",
+            "-f",
+            str(signers),
+            "-I",
+            "analyst",
+            "-n",
+            "securexport-manifest-v1",
+            "-s",
+            str(parts["manifest.json.sig"]),
+        ],
+        input=parts["manifest.json"].read_bytes(),
+        check=True,
+        capture_output=True,
     )
     # And it is not a rubber stamp: a changed manifest fails.
     bad = subprocess.run(
-        ["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", "analyst",
-         "-n", "securexport-manifest-v1", "-s", str(parts["manifest.json.sig"])],
-        input=parts["manifest.json"].read_bytes() + b" ", capture_output=True, check=False,
+        [
+            "ssh-keygen",
+            "-Y",
+            "verify",
+            "-f",
+            str(signers),
+            "-I",
+            "analyst",
+            "-n",
+            "securexport-manifest-v1",
+            "-s",
+            str(parts["manifest.json.sig"]),
+        ],
+        input=parts["manifest.json"].read_bytes() + b" ",
+        capture_output=True,
+        check=False,
     )
     assert bad.returncode != 0
 
@@ -58,7 +97,8 @@ def test_age_and_7z_and_bsdtar_open_what_decrypt_writes(world: World, tmp_path: 
     id_file.chmod(0o600)
     password = subprocess.run(
         ["age", "-d", "-i", str(id_file), str(parts["payload.key.age"])],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout.decode()
     assert len(password) == 43 and "\n" not in password
 
@@ -69,7 +109,8 @@ def test_age_and_7z_and_bsdtar_open_what_decrypt_writes(world: World, tmp_path: 
     sevenz = tmp_path / "7z"
     subprocess.run(
         ["7z", "x", f"-p{password}", f"-o{sevenz}", str(parts["payload.zip"])],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     assert (sevenz / "data" / "offenders.csv").read_bytes() == ours
 
@@ -77,12 +118,15 @@ def test_age_and_7z_and_bsdtar_open_what_decrypt_writes(world: World, tmp_path: 
     bsd.mkdir()
     subprocess.run(
         ["bsdtar", "-x", "--passphrase", password, "-f", str(parts["payload.zip"]), "-C", str(bsd)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     assert (bsd / "data" / "offenders.csv").read_bytes() == ours
 
     # 7z refuses a wrong password: the payload is really encrypted.
     wrong = subprocess.run(
-        ["7z", "t", "-pnot-the-password", str(parts["payload.zip"])], capture_output=True, check=False
+        ["7z", "t", "-pnot-the-password", str(parts["payload.zip"])],
+        capture_output=True,
+        check=False,
     )
     assert wrong.returncode != 0

@@ -112,7 +112,7 @@ class SecurexportGroup(click.Group):
         except click.ClickException as exc:
             _error(UsageError(exc.format_message()))
             code = 2
-        except Exception as exc:  # a bug: one line, details only with -v
+        except Exception as exc:  # noqa: BLE001  (a bug: one line, details only with -v)
             if verbose:
                 traceback.print_exc()
             click.echo(

@@ -66,10 +66,12 @@ def keys_list(ctx: Context) -> None:
     idents = _keystore(ctx).list_identities()
     ctx.emit(
         [_identity_json(i) for i in idents],
-        lambda: [
-            click.echo(f"{i.name}\t{i.signing_key.fingerprint()}\t{i.age_recipient}\t{i.store}")
-            for i in idents
-        ],
+        lambda: click.echo(
+            "\n".join(
+                f"{i.name}\t{i.signing_key.fingerprint()}\t{i.age_recipient}\t{i.store}"
+                for i in idents
+            )
+        ),
     )
 
 

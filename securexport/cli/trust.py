@@ -61,7 +61,7 @@ def trust_list(ctx: Context) -> None:
             {"name": t.name, "role": t.role, "key": t.key_text, "fingerprint": t.fingerprint}
             for t in items
         ],
-        lambda: [click.echo(f"{t.name}\t{t.role}\t{t.fingerprint}") for t in items],
+        lambda: click.echo("\n".join(f"{t.name}\t{t.role}\t{t.fingerprint}" for t in items)),
     )
 
 

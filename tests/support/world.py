@@ -24,7 +24,9 @@ FIXED_NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 TEST_LOG_N = 10
 
 
-def make_env(root: Path, role: str, passphrase_file: Path, now: datetime = FIXED_NOW) -> Environment:
+def make_env(
+    root: Path, role: str, passphrase_file: Path, now: datetime = FIXED_NOW
+) -> Environment:
     home = Home(root / "homes" / role).ensure()
     (home.path / "config.toml").write_text(f"[keys]\nscrypt_log_n = {TEST_LOG_N}\n")
     return Environment(
@@ -164,7 +166,9 @@ ledger = "{self.ledger_vkey}"
 {extra}
 '''
 
-    def write_approval(self, text: str | None = None, *, sign: bool = True, name: str | None = None, **kwargs: Any) -> Path:
+    def write_approval(
+        self, text: str | None = None, *, sign: bool = True, name: str | None = None, **kwargs: Any
+    ) -> Path:
         self.counter += 1
         path = self.root / (name or f"approval-{self.counter}.toml")
         path.write_text(text if text is not None else self.approval_text(**kwargs))
@@ -182,18 +186,31 @@ ledger = "{self.ledger_vkey}"
 def build_world(root: Path, db_template: Path, passphrase_file: Path) -> World:
     db_path = root / "offenders.db"
     shutil.copyfile(db_template, db_path)
-    envs = {role: make_env(root, role, passphrase_file) for role in ("owner", "exporter", "recipient", "auditor", "outsider")}
+    envs = {
+        role: make_env(root, role, passphrase_file)
+        for role in ("owner", "exporter", "recipient", "auditor", "outsider")
+    }
     world = World(root=root, db_path=db_path, **envs)
-    names = {"owner": "owner", "exporter": "analyst", "recipient": "force", "auditor": "audit", "outsider": "stranger"}
+    names = {
+        "owner": "owner",
+        "exporter": "analyst",
+        "recipient": "force",
+        "auditor": "audit",
+        "outsider": "stranger",
+    }
     for role, name in names.items():
         world.ids[role] = KeyStore(envs[role], scrypt_log_n=TEST_LOG_N).create_identity(name)
     owner_key = world.ids["owner"].signing_key.to_line("owner")
     for role in names:
         TrustStore(envs[role].home).add("owner", owner_key, "approver")
-    world.key_check = KeyStore(world.owner, scrypt_log_n=TEST_LOG_N).create_pseudonym_key("test-key")
+    world.key_check = KeyStore(world.owner, scrypt_log_n=TEST_LOG_N).create_pseudonym_key(
+        "test-key"
+    )
     world.ledger_vkey = api.ledger_verifier_key(world.exporter)
     approval = world.write_approval(name="pk-approval.toml")
-    blob = api.export_pseudonym_key("test-key", world.ids["exporter"].age_recipient, approval, world.owner)
+    blob = api.export_pseudonym_key(
+        "test-key", world.ids["exporter"].age_recipient, approval, world.owner
+    )
     KeyStore(world.exporter, scrypt_log_n=TEST_LOG_N).import_pseudonym_key(blob)
     return world
 

@@ -1,0 +1,137 @@
+"""The export register's recipes: ledger key, list, show, verify, checkpoint, prove.
+
+Re-exported by :mod:`securexport.api`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from securexport._crypto import sshsig
+from securexport.environment import Environment
+from securexport.errors import VerificationError
+from securexport.limits import DEFAULT_LIMITS
+from securexport.manifest import parse_manifest
+
+
+def _keystore(env: Environment) -> Any:
+    from securexport.api import _keystore as make
+
+    return make(env)
+
+
+def _open_ledger(env: Environment) -> Any:
+    from securexport import ledger as ledger_mod
+
+    env.home.ensure()
+    return ledger_mod.Ledger.open(env.home.ledger_path)
+
+
+def ledger_verifier_key(env: Environment) -> str:
+    """This installation's ledger verifier key (creating the ledger key on first use).
+
+    The data owner puts it in the approval (``[[exporters]] ledger = …``) or recipients trust it
+    with ``trust add NAME KEY --role ledger``, so receipts can be checked offline.
+    """
+    with _open_ledger(env) as ledger:
+        pinned: str | None = ledger.pinned_verifier_key()
+        if pinned:
+            return pinned
+        return str(ledger.verifier_key(_keystore(env).ledger_signing_key()))
+
+
+def ledger_entries(
+    env: Environment, *, start: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """One summary per logged export, in log order."""
+    with _open_ledger(env) as ledger:
+        return [_entry_summary(e) for e in ledger.entries(start=start, limit=limit)]
+
+
+def _entry_summary(entry: Any) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "index": entry.index,
+        "kind": entry.kind,
+        "export_id": entry.export_id,
+        "approval_id": entry.approval_id,
+        "approval_sha256": entry.approval_sha256,
+        "run": entry.run,
+        "created_at": entry.created_at,
+    }
+    try:
+        doc = json.loads(entry.leaf)
+        summary["exporter"] = doc.get("operator", {}).get("name")
+        summary["rows"] = doc.get("records", {}).get("written")
+        summary["recipients"] = [r.get("name") for r in doc.get("recipients", [])]
+    except (ValueError, AttributeError):
+        summary["malformed"] = True
+    return summary
+
+
+def ledger_show(env: Environment, key: str) -> dict[str, Any]:
+    """One entry, by index or export id, with its full manifest."""
+    with _open_ledger(env) as ledger:
+        entry = ledger.entry(int(key) if key.isdigit() else key)
+        summary = _entry_summary(entry)
+        summary["manifest"] = json.loads(entry.leaf)
+        return summary
+
+
+def _check_logged_manifest(entry: Any) -> None:
+    """Per-entry audit: the manifest parses, its signature verifies, the index columns agree
+    with the signed bytes, and the export stayed inside the limits it records."""
+    manifest = parse_manifest(entry.leaf, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
+    signer = sshsig.verify(entry.signature, entry.leaf, sshsig.NAMESPACE_MANIFEST)
+    from securexport._crypto.sshkey import SshPublicKey
+
+    if SshPublicKey.parse(manifest.operator_ssh) != signer:
+        raise VerificationError("manifest operator key is not the key that signed it")
+    if (manifest.export_id, manifest.approval_id, manifest.approval_sha256, manifest.run) != (
+        entry.export_id,
+        entry.approval_id,
+        entry.approval_sha256,
+        entry.run,
+    ):
+        raise VerificationError("the ledger's index columns disagree with the signed manifest")
+    approval = manifest.document.get("approval", {})
+    limits = approval.get("limits", {})
+    if isinstance(limits.get("row_cap"), int) and manifest.rows_written > limits["row_cap"]:
+        raise VerificationError("the export wrote more rows than its approval's row cap")
+    if isinstance(limits.get("max_runs"), int) and manifest.run > limits["max_runs"]:
+        raise VerificationError("the export ran more often than its approval's max_runs")
+    created = manifest.created_at
+    if not (approval.get("not_before", "") <= created <= approval.get("expires", "~")):
+        raise VerificationError("the export was made outside its approval's validity window")
+
+
+def ledger_verify(env: Environment) -> dict[str, Any]:
+    """Recompute the tree, check every checkpoint and every entry; exit 5 at the first bad one."""
+    with _open_ledger(env) as ledger:
+        key = ledger.pinned_verifier_key()
+        if key is None:
+            return {"ok": True, "size": 0, "entries_checked": 0, "checkpoints_checked": 0}
+        report = ledger.verify_all(key, check_entry=_check_logged_manifest)
+        return {
+            "ok": True,
+            "origin": report.origin,
+            "size": report.size,
+            "root_hash": report.root_hash.hex(),
+            "entries_checked": report.entries_checked,
+            "checkpoints_checked": report.checkpoints_checked,
+        }
+
+
+def ledger_checkpoint(env: Environment) -> str:
+    """The newest signed checkpoint (a C2SP signed note)."""
+    with _open_ledger(env) as ledger:
+        note: str | None = ledger.latest_checkpoint()
+        if note is None:
+            raise VerificationError("the ledger is empty: no checkpoint yet")
+        return note
+
+
+def ledger_prove(env: Environment, export_id: str) -> bytes:
+    """A fresh receipt (tlog-proof) for an export against the newest checkpoint."""
+    with _open_ledger(env) as ledger:
+        return bytes(ledger.prove(export_id).to_bytes())
