@@ -85,6 +85,7 @@ class Environment:
     passphrase_file: str | None = None
     prompt: Callable[[str], str] | None = None  # reads a passphrase from the terminal
     keystore: str = "auto"  # auto | keyring | file
+    ledger_url: str | None = None  # --ledger: a shared PostgreSQL ledger instead of ledger.db
     _notices: set[str] = field(default_factory=set)
 
     def notice(self, message: str) -> None:
@@ -129,7 +130,9 @@ class Environment:
         return first_entry.encode()
 
     @classmethod
-    def from_os(cls, *, home: str | None = None, interactive: bool = True) -> Environment:
+    def from_os(
+        cls, *, home: str | None = None, interactive: bool = True, ledger_url: str | None = None
+    ) -> Environment:
         environ = os.environ
         return cls(
             home=Home.resolve(home, environ),
@@ -140,4 +143,5 @@ class Environment:
             passphrase_file=environ.get(PASSPHRASE_FILE_VAR) or None,
             prompt=lambda text: getpass.getpass(text, stream=sys.stderr),
             keystore=environ.get("SECUREXPORT_KEYSTORE", "auto"),
+            ledger_url=ledger_url,
         )

@@ -28,11 +28,14 @@ class Context:
     quiet: bool
     verbose: bool
     no_input: bool
+    ledger: str | None = None
 
     def env(self) -> Any:
         from securexport.environment import Environment
 
-        return Environment.from_os(home=self.home, interactive=not self.no_input)
+        return Environment.from_os(
+            home=self.home, interactive=not self.no_input, ledger_url=self.ledger
+        )
 
     def emit(self, document: Any, human: Callable[[], None]) -> None:
         """Render: one JSON document on stdout with --json, else the human text."""
@@ -142,9 +145,21 @@ class SecurexportGroup(click.Group):
     is_flag=True,
     help="Never prompt; fail if a passphrase is needed and no file is set.",
 )
+@click.option(
+    "--ledger",
+    "ledger_url",
+    metavar="URL",
+    help="A shared team ledger (postgresql+psycopg://…, no password) instead of $SECUREXPORT_HOME/ledger.db.",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, home: str | None, as_json: bool, quiet: bool, verbose: bool, no_input: bool
+    ctx: click.Context,
+    home: str | None,
+    as_json: bool,
+    quiet: bool,
+    verbose: bool,
+    no_input: bool,
+    ledger_url: str | None,
 ) -> None:
     """Approved, minimised, encrypted and logged exports of personal data.
 
@@ -153,7 +168,9 @@ def cli(
     Exporter:    export a.toml --source sqlite:///db.sqlite --as analyst -o out.sxb
     Recipient:   verify out.sxb; decrypt out.sxb --as force -o extract/
     """
-    ctx.obj = Context(home=home, json=as_json, quiet=quiet, verbose=verbose, no_input=no_input)
+    ctx.obj = Context(
+        home=home, json=as_json, quiet=quiet, verbose=verbose, no_input=no_input, ledger=ledger_url
+    )
 
 
 def _register() -> None:
