@@ -968,6 +968,8 @@ def _transform_params(t: _Table, transform: str) -> dict[str, object]:
         low = t.opt_int("min", hi=top - 1)
         if low is not None:
             params["min"] = low
+        elif top < 0:  # without min, values below 0 are invalid: max must leave 0..max
+            t.fail("max", f"must be at least 0 when no min is given, got {top}")
     elif transform == "map":
         raw = t.required("mapping")
         if not isinstance(raw, dict):

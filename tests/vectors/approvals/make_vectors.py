@@ -749,6 +749,12 @@ case(
     line="max       = 30.5",
 )
 case(
+    "err_top_code_negative_max",
+    edits=[("max       = 30\nmin       = 0", "max       = -1")],
+    message='"max": must be at least 0 when no min is given, got -1',
+    line="max       = -1",
+)
+case(
     "err_top_code_min_not_below_max",
     edits=[("min       = 0", "min       = 30")],
     message='"min": must be at most 29',
