@@ -147,7 +147,7 @@ class ApprovalCheck:
 def check_approval(path: Path, env: Environment, limits: Limits = DEFAULT_LIMITS) -> ApprovalCheck:
     """Parse strictly; report signature and validity without refusing on them."""
     raw = _read_file(path, limits.max_approval_bytes, "approval")
-    approval = parse_approval(raw)
+    approval = parse_approval(raw, limits=limits, filename=path.name)
     problems: list[str] = []
     signer: str | None = None
     sig_path = _signature_path(path)
@@ -178,7 +178,7 @@ def sign_approval(
 ) -> Path:
     """Parse strictly, warn if the window is over, write the detached SSHSIG to FILE.sig."""
     raw = _read_file(path, limits.max_approval_bytes, "approval")
-    approval = parse_approval(raw)
+    approval = parse_approval(raw, limits=limits, filename=path.name)
     if env.now() > approval.expires:
         env.warn(f"approval {approval.id} has already expired; signing it anyway")
     store = _keystore(env)
@@ -196,7 +196,9 @@ def _load_for_run(
     sig = (
         _read_file(sig_path, limits.max_signature_bytes, "signature") if sig_path.exists() else None
     )
-    signed = policy.load_signed_approval(raw, sig, _approver_lookup(_trust(env)), limits)
+    signed = policy.load_signed_approval(
+        raw, sig, _approver_lookup(_trust(env)), limits, filename=approval_path.name
+    )
     assert sig is not None
     return signed, raw, sig
 

@@ -31,6 +31,7 @@ def load_signed_approval(
     limits: Limits,
     *,
     error: type[PolicyError] | type[VerificationError] = PolicyError,
+    filename: str = "approval.toml",
 ) -> SignedApproval:
     """Verify the approver's SSHSIG over the raw bytes, then parse strictly.
 
@@ -57,7 +58,11 @@ def load_signed_approval(
             f"the approval is signed by a key that is not a trusted approver ({signer.fingerprint()})",
             hint="trust the data owner's key: securexport trust add NAME KEY --role approver",
         )
-    return SignedApproval(approval=parse_approval(raw), signer_name=name, signer=signer)
+    return SignedApproval(
+        approval=parse_approval(raw, limits=limits, filename=filename),
+        signer_name=name,
+        signer=signer,
+    )
 
 
 def check_window(
