@@ -35,7 +35,7 @@ def trust_add(ctx: Context, name: str, key: str, role: str) -> None:
     """
     path = Path(key)
     text = key
-    if not key.startswith(("ssh-", "age1")) and "+" not in key and path.is_file():
+    if not key.startswith("ssh-") and path.is_file():
         from securexport.api import _read_file
 
         text = _read_file(path, 65536, "key file").decode("utf-8", errors="replace")
