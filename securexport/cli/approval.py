@@ -13,7 +13,12 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 
 @click.group("approval")
 def approval() -> None:
-    """Approvals: what may leave, to whom, under which limits (signed by the data owner)."""
+    """Approvals: what may leave, to whom, under which limits (signed by the data owner).
+
+    \b
+    Example:
+      securexport approval init -o a.toml && securexport approval sign a.toml --as owner
+    """
 
 
 @approval.command("init")

@@ -115,6 +115,8 @@ def verify_cmd(ctx: Context, bundle: Path) -> None:
             f"  approved by {verdict.approver}; exported by {verdict.exporter} at {verdict.created_at}"
         )
         click.echo(f"  {verdict.rows} rows for {', '.join(verdict.recipients)}")
+        if verdict.auditors:
+            click.echo(f"  auditors: {', '.join(verdict.auditors)}")
         for check in verdict.checks:
             click.echo(f"  checked: {check}")
 

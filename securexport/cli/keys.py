@@ -62,7 +62,12 @@ def keys_new(ctx: Context, name: str) -> None:
 @keys.command("list")
 @pass_context
 def keys_list(ctx: Context) -> None:
-    """List your identities."""
+    """List your identities.
+
+    \b
+    Example:
+      securexport --json keys list
+    """
     idents = _keystore(ctx).list_identities()
     ctx.emit(
         [_identity_json(i) for i in idents],
@@ -79,7 +84,12 @@ def keys_list(ctx: Context) -> None:
 @click.argument("name")
 @pass_context
 def keys_show(ctx: Context, name: str) -> None:
-    """Show identity NAME's public keys."""
+    """Show identity NAME's public keys.
+
+    \b
+    Example:
+      securexport keys show pa-analyst --json
+    """
     ident = _keystore(ctx).public_identity(name)
     ctx.emit(
         _identity_json(ident),
@@ -115,7 +125,12 @@ def keys_export(ctx: Context, name: str, age_only: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_context
 def keys_delete(ctx: Context, name: str, yes: bool) -> None:
-    """Delete identity NAME (its private keys are destroyed)."""
+    """Delete identity NAME (its private keys are destroyed).
+
+    \b
+    Example:
+      securexport keys delete old-laptop --yes
+    """
     from securexport.errors import UsageError
 
     store = _keystore(ctx)
@@ -130,7 +145,12 @@ def keys_delete(ctx: Context, name: str, yes: bool) -> None:
 
 @click.group("pseudonym-key")
 def pseudonym_key() -> None:
-    """Keys for pseudonyms: created by the data owner, sent only to named exporters."""
+    """Keys for pseudonyms: created by the data owner, sent only to named exporters.
+
+    \b
+    Example:
+      securexport pseudonym-key new wmp-iom-2026
+    """
 
 
 @pseudonym_key.command("new")

@@ -17,7 +17,12 @@ def _store(ctx: Context):  # type: ignore[no-untyped-def]
 
 @click.group("trust")
 def trust() -> None:
-    """The trust root: approver keys (allowed_signers) and ledger keys."""
+    """The trust root: approver keys (allowed_signers) and ledger keys.
+
+    \b
+    Example:
+      securexport trust add home-office-iao owner.pub --role approver
+    """
 
 
 @trust.command("add")
@@ -54,7 +59,12 @@ def trust_add(ctx: Context, name: str, key: str, role: str) -> None:
 @trust.command("list")
 @pass_context
 def trust_list(ctx: Context) -> None:
-    """List trusted keys."""
+    """List trusted keys.
+
+    \b
+    Example:
+      securexport --json trust list
+    """
     items = _store(ctx).list()
     ctx.emit(
         [
@@ -69,7 +79,12 @@ def trust_list(ctx: Context) -> None:
 @click.argument("name")
 @pass_context
 def trust_remove(ctx: Context, name: str) -> None:
-    """Stop trusting NAME."""
+    """Stop trusting NAME.
+
+    \b
+    Example:
+      securexport trust remove home-office-iao
+    """
     removed = _store(ctx).remove(name)
     ctx.emit(
         {"removed": removed.name, "role": removed.role},
