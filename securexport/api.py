@@ -18,12 +18,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from securexport import __version__, content, pipeline, policy, transforms
+from securexport import __version__, breach, content, pipeline, policy, transforms
 from securexport._crypto import agefile, sshsig
+from securexport._testhooks import crash_point
 from securexport.approval import Approval, RelativeDate, approval_template, parse_approval
 from securexport.bundle import (
     APPROVAL,
     APPROVAL_SIG,
+    COSIGNATURE,
     KEY_FILE,
     MANIFEST,
     MANIFEST_SIG,
@@ -53,8 +55,10 @@ from securexport.keys import KeyStore
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.manifest import SCHEMA as MANIFEST_SCHEMA
 from securexport.manifest import Manifest, canonical_bytes, parse_manifest
-from securexport.source import BuiltQuery, build_query, open_source
+from securexport.revocation import Revocations
+from securexport.source import BuiltQuery, open_source
 from securexport.trust import TrustStore
+from securexport.witness import check_cosignature
 
 ProgressFactory = Callable[[int, str], Any]
 
@@ -305,8 +309,8 @@ def plan(
     )
     with open_source(source_url) as source:
         live = source.table_columns(approval.dataset)
-        query = build_query(approval, live, run_date, limit=approval.row_cap + 1)
-        compiled = pipeline.compile_plan(approval, query, ctx)
+        compiled = pipeline.prepare(approval, live, run_date, ctx)
+        query = compiled.query
         verdict = "ok"
         counts = pipeline.Counts(0, 0, None)
         with source.snapshot() as snapshot:
@@ -397,6 +401,7 @@ def export(
     append → receipt → rename.  Nothing that looks valid is left behind on failure.
     """
     from securexport import ledger as ledger_mod
+    from securexport.register import ledger_target
 
     signed, approval_raw, approval_sig = _load_for_run(approval_path, env, limits)
     approval = signed.approval
@@ -405,10 +410,18 @@ def export(
     store = _keystore(env)
     me = store.public_identity(as_name)
     policy.require_exporter(approval, me.signing_key, as_name)
+    Revocations.of(env.home).check(
+        approval,
+        exporter=me.signing_key,
+        recipients=[p.age for p in (*approval.recipients, *approval.auditors)],
+        error=PolicyError,
+    )
     if output.exists() or output.is_symlink():
         raise FileError(f"{output} exists already", hint="choose a new output name")
 
-    with ledger_mod.Ledger.open(env.home.ledger_path) as ledger:
+    # Breach response: who was exported, sealed to the data owner (securexport.breach).
+    people = breach.EntityCollector() if approval.owner is not None else None
+    with ledger_mod.open_ledger(env.home.ledger_path, ledger_target(env)) as ledger:
         run = policy.next_run(approval, ledger.runs_used(approval.sha256))
 
         pseudonym_key: bytes | None = None
@@ -440,13 +453,14 @@ def export(
                 raise PolicyError(
                     "the source is not the database the approval names (database_id differs)"
                 )
-            query = build_query(approval, live, run_date, limit=approval.row_cap + 1)
-            compiled = pipeline.compile_plan(approval, query, ctx)
+            compiled = pipeline.prepare(approval, live, run_date, ctx)
+            query = compiled.query
             with source.snapshot() as snapshot:
                 with _progress(env, approval.row_cap, "checking") as bar:
                     counts = pipeline.count_pass(snapshot, compiled, bar)
                 pipeline.check_counts(approval, counts)
                 expected_written = pipeline.written_rows(counts)
+                crash_point("after-count")
 
                 with partial_output(output) as bundle_partial:
                     payload_path = output.with_name(output.name + ".payload.partial")
@@ -465,7 +479,12 @@ def export(
                                 entry = writer.open_entry(entry_name)
                                 with _progress(env, counts.matching, "exporting") as bar:
                                     written = pipeline.write_rows(
-                                        snapshot, compiled, counts.outcome, entry, bar
+                                        snapshot,
+                                        compiled,
+                                        counts.outcome,
+                                        entry,
+                                        bar,
+                                        on_entity=None if people is None else people.add,
                                     )
                                 entry.close()
                             files = writer.close()
@@ -475,6 +494,7 @@ def export(
                             raise SecurexportError(
                                 "the source changed between the two passes; nothing was exported"
                             )
+                        crash_point("after-payload")
                         payload_sha256, payload_bytes = _sha256_file(payload_path)
                         parties = list(approval.recipients) + list(approval.auditors)
                         key_file = agefile.encrypt(
@@ -501,10 +521,16 @@ def export(
                             payload_bytes=payload_bytes,
                             key_file=key_file,
                         )
+                        attachments = {APPROVAL: approval_raw, APPROVAL_SIG: approval_sig}
+                        if people is not None and approval.owner is not None:
+                            manifest["records"]["entities"] = len(people)
+                            manifest["records"]["entity_set_sha256"] = people.digest()
+                            attachments[breach.ENTITIES] = people.sealed(approval.owner.age)
                         manifest_bytes = canonical_bytes(manifest)
                         manifest_sig = sshsig.sign(
                             signing_key, manifest_bytes, sshsig.NAMESPACE_MANIFEST
                         )
+                        crash_point("after-manifest-sign")
                         receipt = ledger.append_export(
                             manifest_bytes,
                             manifest_sig,
@@ -515,7 +541,9 @@ def export(
                             max_runs=approval.max_runs,
                             signer=ledger_key,
                             now=now,
+                            attachments=attachments,
                         )
+                        crash_point("after-ledger-commit")
                         readme = readme_text(
                             dataset=approval.dataset,
                             exporter=me.name,
@@ -535,6 +563,7 @@ def export(
                                     (README, readme.encode("utf-8")),
                                 ],
                             )
+                        crash_point("before-rename")
                     finally:
                         with contextlib.suppress(OSError):
                             payload_path.unlink()
@@ -741,6 +770,12 @@ def _verify_open(bundle: OpenedBundle, env: Environment, limits: Limits) -> Verd
     )
     approval = signed.approval
     checks.append(f"approval signed by trusted approver {signed.signer_name}")
+    Revocations.of(env.home).check(
+        approval,
+        exporter=signer,
+        recipients=[age for _, age in (*manifest.recipients, *manifest.auditors)],
+        error=VerificationError,
+    )
     if approval.sha256 != manifest.approval_sha256 or approval.id != manifest.approval_id:
         raise VerificationError(
             "the manifest names a different approval than the one in the bundle"
@@ -819,6 +854,16 @@ def _verify_open(bundle: OpenedBundle, env: Environment, limits: Limits) -> Verd
         )
     checkpoint = ledger_mod.verify_receipt(bundle.member(RECEIPT), manifest.raw, verifier_keys)
     checks.append(f"ledger receipt (entry {checkpoint.index} in a tree of {checkpoint.size})")
+    cosigned = check_cosignature(
+        bundle.member(COSIGNATURE) if bundle.has(COSIGNATURE) else None,
+        manifest.raw,
+        verifier_keys,
+        checkpoint.origin,
+        approval.witness,
+        limits,
+    )
+    if cosigned is not None:
+        checks.append(cosigned)
     return Verdict(
         export_id=manifest.export_id,
         approval_id=approval.id,
@@ -931,6 +976,7 @@ def export_pseudonym_key(
 
 
 # The ledger recipes live in securexport.register; re-exported here as part of the API.
+from securexport.breach import breach_report  # noqa: E402
 from securexport.register import (  # noqa: E402
     ledger_checkpoint,
     ledger_entries,
@@ -939,6 +985,13 @@ from securexport.register import (  # noqa: E402
     ledger_verifier_key,
     ledger_verify,
 )
+from securexport.revocation import import_revocation, list_revocations, revoke  # noqa: E402
+from securexport.witness import (  # noqa: E402
+    cosign_bundle,
+    witness,
+    witness_verifier_key,
+    write_sync,
+)
 
 __all__ = [
     "ApprovalCheck",
@@ -946,10 +999,13 @@ __all__ = [
     "ExportResult",
     "PlanReport",
     "Verdict",
+    "breach_report",
     "check_approval",
+    "cosign_bundle",
     "decrypt",
     "export",
     "export_pseudonym_key",
+    "import_revocation",
     "init_approval",
     "inspect",
     "ledger_checkpoint",
@@ -958,7 +1014,12 @@ __all__ = [
     "ledger_show",
     "ledger_verifier_key",
     "ledger_verify",
+    "list_revocations",
     "plan",
+    "revoke",
     "sign_approval",
     "verify",
+    "witness",
+    "witness_verifier_key",
+    "write_sync",
 ]

@@ -148,6 +148,7 @@ class Approval:
     schema_sha256: str | None = None
     witness: Witness | None = None
     conditions: Mapping[str, str] = field(default_factory=dict)  # retention, onward_sharing
+    owner: Party | None = None  # the data owner's age key: breach-response lists are sealed to it
 
     @property
     def sha256(self) -> str:
@@ -249,6 +250,7 @@ _TOP_TABLES = {
     "auditors": "[[auditors]]",
     "exporters": "[[exporters]]",
     "witness": "[witness]",
+    "owner": "[owner]",
     "conditions": "[conditions]",
 }
 
@@ -1329,6 +1331,19 @@ def parse_approval(
             w.fail("key", str(exc))
         witness = Witness(key=wkey, required=w.boolean("required", default=True))
 
+    # [owner]
+    o = root.opt_table("owner", "[owner]")
+    owner = None
+    if o is not None:
+        o.check_keys({"name", "age"}, required={"name", "age"})
+        owner_name = o.req_str("name", pattern=_PARTY_NAME, shape=_PARTY_SHAPE)
+        owner_age = o.req_str("age")
+        try:
+            _check_age_recipient(owner_age)
+        except ValueError as exc:
+            o.fail("age", str(exc))
+        owner = Party(name=owner_name, age=owner_age)
+
     # [conditions]
     cond = root.opt_table("conditions", "[conditions]")
     conditions: dict[str, str] = {}
@@ -1366,6 +1381,7 @@ def parse_approval(
         schema_sha256=schema_sha256,
         witness=witness,
         conditions=MappingProxyType(conditions),
+        owner=owner,
     )
 
 

@@ -349,6 +349,55 @@ def _copy_into(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> None:
             raise FileError(f"{path} changed while it was being copied into the bundle")
 
 
+def add_cosignature_member(path: Path, cosignature: bytes, limits: Limits) -> None:
+    """Rewrite the bundle at ``path`` with ``receipt.cosig`` set (replacing an older one).
+
+    Written to ``path.partial`` (0600, exclusive), fsynced, then renamed over ``path``; the
+    other members are copied byte for byte, the payload streamed.
+    """
+    partial = path.with_name(path.name + ".partial")
+    with open_bundle(path, limits) as bundle:
+        try:
+            fd = os.open(
+                partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE
+            )
+        except FileExistsError as exc:
+            raise FileError(
+                f"{partial} exists: another run is writing it, or an earlier one was killed",
+                hint=f"if none is running, remove {partial}",
+            ) from exc
+        except OSError as exc:
+            raise FileError(f"cannot create {partial}: {os_error_message(exc)}") from exc
+        try:
+            with os.fdopen(fd, "wb") as out, _disk_errors("the bundle"):
+                with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+                    for name in MEMBER_ORDER:
+                        if name != COSIGNATURE and not bundle.has(name):
+                            continue
+                        info = zipfile.ZipInfo(name, date_time=FIXED_DATE_TIME)
+                        info.compress_type = zipfile.ZIP_STORED
+                        info.external_attr = _MEMBER_MODE
+                        info.create_system = 3
+                        if name == PAYLOAD:
+                            reader = bundle.payload_reader()
+                            info.file_size = bundle.payload_range()[1]
+                            big = info.file_size >= zipfile.ZIP64_LIMIT // 2
+                            with zf.open(info, "w", force_zip64=big) as dst:
+                                while chunk := reader.read(CHUNK):
+                                    dst.write(chunk)
+                        elif name == COSIGNATURE:
+                            zf.writestr(info, cosignature)
+                        else:
+                            zf.writestr(info, bundle.member(name))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
+
+
 # --------------------------------------------------------------------------------- reading
 
 

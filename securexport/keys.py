@@ -17,6 +17,7 @@ age identity of NAME               ``identity/NAME/age``         ``keys/NAME.age
 Ed25519 signing key of NAME        ``identity/NAME/ssh``         ``keys/NAME.ssh-key.age``
 pseudonym key KEY_ID               ``pseudonym/KEY_ID``          ``keys/pseudonym/KEY_ID.key.age``
 ledger signing key                 ``ledger/signing``            ``keys/ledger.ssh-key.age``
+witness signing key                ``witness/signing``           ``keys/witness/ssh-key.age``
 =================================  ============================  ================================
 
 Secret values: the age identity as an age identity file (``# public key: age1…`` then
@@ -272,6 +273,14 @@ class KeyStore:
     def _ledger_slot(self) -> _Slot:
         return _Slot(
             "ledger/signing", self.keys_dir / "ledger.ssh-key.age", "the ledger signing key"
+        )
+
+    def _witness_slot(self) -> _Slot:
+        # A directory of its own: identity names cannot hold "/", so no identity can clash.
+        return _Slot(
+            "witness/signing",
+            self.keys_dir / "witness" / "ssh-key.age",
+            "the witness signing key",
         )
 
     def _keyring_error(self, exc: Exception, action: str) -> KeyUnavailableError:
@@ -580,6 +589,24 @@ class KeyStore:
         if pem is None:
             if not create:
                 raise KeyUnavailableError("there is no ledger signing key here")
+            self._env.home.ensure()
+            key = Ed25519PrivateKey.generate()
+            self._write(slot, _openssh_pem(key), self._store_for_new())
+            return key
+        return _load_openssh_ed25519(pem, slot.label)
+
+    # ---------------------------------------------------------------- witness key
+
+    def witness_signing_key(self, create: bool = True) -> Ed25519PrivateKey:
+        """The data owner's witness key (DESIGN.md §12): cosigns exporters' checkpoints.
+
+        Its own Ed25519 key, never an identity's or the ledger's; created on first use.
+        """
+        slot = self._witness_slot()
+        pem = self._read(slot)
+        if pem is None:
+            if not create:
+                raise KeyUnavailableError("there is no witness key here")
             self._env.home.ensure()
             key = Ed25519PrivateKey.generate()
             self._write(slot, _openssh_pem(key), self._store_for_new())

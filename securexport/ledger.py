@@ -11,7 +11,11 @@ Triggers refuse UPDATE and DELETE on entries, nodes, checkpoints and metadata; t
 accidents, not an owner of the file, which is what :meth:`Ledger.verify_all` is for: it recomputes
 the whole tree from the leaves and checks every signed checkpoint against it.
 
-The SQL lives in :class:`_SqliteStore` only, so that a PostgreSQL store can be added beside it.
+The SQL lives in the store classes only.  :class:`_SqliteStore` (``$SECUREXPORT_HOME/ledger.db``)
+holds the portable queries; :class:`_PostgresStore` (a team ledger, opened from a
+``postgresql+psycopg://`` URL) reuses them and overrides only what differs: the connection, the
+write lock (a transaction-scoped advisory lock in place of ``BEGIN IMMEDIATE``), the column
+types, the triggers, and streaming.  :func:`open_ledger` chooses between them.
 """
 
 from __future__ import annotations
@@ -19,25 +23,28 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import os
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from securexport._crypto import merkle
 from securexport._crypto.note import Checkpoint, make_verifier_key, open_note, sign_note
+from securexport._testhooks import crash_point
 from securexport.errors import (
     FileError,
     KeyUnavailableError,
     PolicyError,
     SecurexportError,
+    UsageError,
     VerificationError,
 )
 from securexport.limits import DEFAULT_LIMITS
@@ -266,14 +273,43 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note       TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS attachments (
+    export_id TEXT NOT NULL REFERENCES entries (export_id),
+    name      TEXT NOT NULL,
+    data      BLOB NOT NULL,
+    PRIMARY KEY (export_id, name)
+);
 """
-_APPEND_ONLY = ("meta", "entries", "nodes", "checkpoints")
+_APPEND_ONLY = ("meta", "entries", "nodes", "checkpoints", "attachments")
+APPEND_ONLY_MESSAGE = "the securexport ledger is append-only"
+
+
+class _Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchmany(self, size: int = ...) -> list[Any]: ...
+
+
+class _Connection(Protocol):
+    """What the stores use of a DB-API connection: ``sqlite3.Connection`` or :class:`_PgConn`."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> _Cursor: ...
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+    def close(self) -> None: ...
 
 
 class _SqliteStore:
-    """The ledger's tables on one SQLite connection (autocommit; explicit transactions)."""
+    """The ledger's tables on one SQLite connection (autocommit; explicit transactions).
+
+    The queries are portable SQL with ``?`` placeholders: :class:`_PostgresStore` reuses them.
+    """
+
+    conn: _Connection
+    #: The driver's exceptions, which the ledger reports as :class:`FileError`.
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(self, path: Path) -> None:
+        self.display = str(path)
         try:
             if not path.exists():
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
@@ -320,7 +356,7 @@ class _SqliteStore:
                 self.conn.execute(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} "
                     f"BEFORE {action} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'the securexport ledger is append-only'); END"
+                    f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
                 )
 
     def get_meta(self, key: str) -> str | None:
@@ -398,6 +434,24 @@ class _SqliteStore:
             (size, root_hash, note, created_at),
         )
 
+    def insert_attachment(self, export_id: str, name: str, data: bytes) -> None:
+        self.conn.execute(
+            "INSERT INTO attachments (export_id, name, data) VALUES (?, ?, ?)",
+            (export_id, name, data),
+        )
+
+    def attachment(self, export_id: str, name: str) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT data FROM attachments WHERE export_id = ? AND name = ?", (export_id, name)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoint_at(self, size: int) -> tuple[bytes, str] | None:
+        row = self.conn.execute(
+            "SELECT root_hash, note FROM checkpoints WHERE size = ?", (size,)
+        ).fetchone()
+        return None if row is None else (bytes(row[0]), str(row[1]))
+
     def latest_checkpoint(self) -> tuple[int, str] | None:
         row = self.conn.execute(
             "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
@@ -455,6 +509,237 @@ class _SqliteStore:
         return None if row is None else self._entry(row)
 
 
+# --------------------------------------------------------------------------------------------
+# The SQL layer (PostgreSQL): a team ledger that several installations append to.
+# --------------------------------------------------------------------------------------------
+
+#: The transaction-scoped advisory lock every PostgreSQL write takes first: the first 8 bytes of
+#: sha256(SCHEMA_VERSION) as a signed bigint (a constant, so it never collides by accident).
+_PG_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(SCHEMA_VERSION.encode()).digest()[:8], "big", signed=True
+)
+_PG_PAGE_ROWS = 256
+_PG_APPEND_ONLY_FUNCTION = "securexport_ledger_append_only"
+_PG_CREDENTIALS_HINT = (
+    "put the password in PGPASSFILE (~/.pgpass) or a PostgreSQL service file (PGSERVICEFILE)"
+)
+_PASSWORD_IN_TEXT = re.compile(r"password\s*=", re.IGNORECASE)
+
+
+def _pg_schema() -> list[str]:
+    """:data:`_SCHEMA` in PostgreSQL's types: the same tables, columns and constraints."""
+    text = re.sub(r"\)\s*WITHOUT ROWID", ")", _SCHEMA)
+    text = re.sub(r"\bBLOB\b", "BYTEA", text)
+    text = re.sub(r"\bINTEGER\b", "BIGINT", text)
+    return [statement for statement in text.split(";") if statement.strip()]
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+class _PgConn:
+    """A psycopg (3) connection in autocommit mode that takes the SQLite store's ``?`` SQL."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self._translated: dict[str, str] = {}
+
+    def _sql(self, sql: str) -> str:
+        found = self._translated.get(sql)
+        if found is None:
+            found = self._translated[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return found
+
+    def execute(self, sql: str, parameters: Any = None, /) -> Any:
+        if not parameters:
+            return self.raw.execute(sql)
+        return self.raw.execute(self._sql(sql), parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:
+        with self.raw.cursor() as cursor:
+            cursor.executemany(self._sql(sql), parameters)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class _PostgresStore(_SqliteStore):
+    """The ledger's tables in a PostgreSQL database, with the guarantees of the SQLite store.
+
+    - Every write transaction first takes one transaction-scoped advisory lock
+      (``pg_advisory_xact_lock``) and runs at READ COMMITTED: writers queue on it as they do on
+      SQLite's ``BEGIN IMMEDIATE``, and every statement after it sees all earlier appends, so
+      the run-count re-check and the tree state are current.  The lock exists before the tables
+      do, so concurrent first opens create the schema once.  Waits are bounded by
+      ``lock_timeout`` (the SQLite busy timeout), commits by ``synchronous_commit = on``.
+    - Reads that must agree (prove, verify) share one ``REPEATABLE READ, READ ONLY`` snapshot.
+    - Triggers refuse UPDATE, DELETE and TRUNCATE on the append-only tables.  As on SQLite they
+      stop accidents, not the database's owner or a superuser: :meth:`Ledger.verify_all` does.
+    - Entries and checkpoints are read in key order, a page of rows per query: flat memory.
+
+    Roles: whoever opens an empty database creates the schema; after that, the exporters' roles
+    need only SELECT and INSERT on the tables and UPDATE on ``tree_state``.
+    """
+
+    def __init__(self, params: dict[str, str], display: str) -> None:
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        self.display = display
+        self.errors = (psycopg.Error,)
+        ours = (
+            f"-c lock_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)} -c synchronous_commit=on "
+            "-c TimeZone=UTC"
+        )
+        theirs = params.pop("options", "")
+        params.setdefault("application_name", "securexport-ledger")
+        try:
+            conninfo = make_conninfo(options=f"{theirs} {ours}".strip(), **params)
+            raw = psycopg.connect(conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise FileError(
+                f"cannot open the ledger {display}: {_first_line(exc)}",
+                hint="check host, port and database; " + _PG_CREDENTIALS_HINT,
+            ) from exc
+        self.conn = _PgConn(raw)
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(*self.errors):  # a lost connection must not hide the cause
+            self.conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        """READ COMMITTED plus the ledger's advisory lock, taken before anything is read."""
+        self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        try:
+            self.conn.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+            yield
+        except BaseException:
+            self._rollback()
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def read_transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try:
+            yield
+        finally:
+            self._rollback()
+
+    def _has_table(self, name: str) -> bool:
+        row = self.conn.execute("SELECT to_regclass(?::text) IS NOT NULL", (name,)).fetchone()
+        return bool(row[0])
+
+    def _has_trigger(self, table: str, name: str) -> bool:
+        row = self.conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(?::text) AND tgname = ?",
+            (table, name),
+        ).fetchone()
+        return bool(row[0])
+
+    def create_schema(self) -> None:
+        tables = re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA)
+        if all(self._has_table(table) for table in tables):
+            return  # so that roles without CREATE can open an existing ledger
+        for statement in _pg_schema():
+            self.conn.execute(statement)
+        self.conn.execute(
+            f"CREATE OR REPLACE FUNCTION {_PG_APPEND_ONLY_FUNCTION}() RETURNS trigger "
+            f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}'; END $$"
+        )
+        for table in _APPEND_ONLY:
+            for action, each in (("UPDATE", "ROW"), ("DELETE", "ROW"), ("TRUNCATE", "STATEMENT")):
+                name = f"{table}_no_{action.lower()}"
+                if not self._has_trigger(table, name):
+                    self.conn.execute(
+                        f"CREATE TRIGGER {name} BEFORE {action} ON {table} FOR EACH {each} "
+                        f"EXECUTE FUNCTION {_PG_APPEND_ONLY_FUNCTION}()"
+                    )
+
+    def checkpoints(self) -> Iterator[tuple[int, bytes, str]]:
+        after = -1
+        while True:
+            rows = self.conn.execute(
+                "SELECT size, root_hash, note FROM checkpoints WHERE size > ? ORDER BY size "
+                "LIMIT ?",
+                (after, _PG_PAGE_ROWS),
+            ).fetchall()
+            for row in rows:
+                yield int(row[0]), bytes(row[1]), str(row[2])
+            if len(rows) < _PG_PAGE_ROWS:
+                return
+            after = int(rows[-1][0])
+
+    def entries(self, start: int, limit: int | None) -> Iterator[Entry]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = _PG_PAGE_ROWS if remaining is None else min(_PG_PAGE_ROWS, remaining)
+            rows = self.conn.execute(
+                f"SELECT {self._ENTRY_COLUMNS} FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?",  # noqa: S608
+                (start, page),
+            ).fetchall()
+            for row in rows:
+                yield self._entry(row)
+            if len(rows) < page:
+                return
+            start = int(rows[-1][0]) + 1
+            if remaining is not None:
+                remaining -= len(rows)
+
+
+def _refuse_password(url: Any) -> None:
+    texts = [url.database or "", url.host or ""]
+    for key, value in url.query.items():
+        if key.lower() in ("password", "sslpassword"):
+            raise UsageError(
+                "a password inside the ledger URL is refused", hint=_PG_CREDENTIALS_HINT
+            )
+        texts.extend([value] if isinstance(value, str) else list(value))
+    if url.password is not None or any(_PASSWORD_IN_TEXT.search(t) for t in texts):
+        raise UsageError("a password inside the ledger URL is refused", hint=_PG_CREDENTIALS_HINT)
+
+
+def _store_for_url(url: str) -> _SqliteStore:
+    """The store a ledger URL names: ``postgresql+psycopg://user@host/db`` or ``sqlite:///path``."""
+    import sqlalchemy as sa
+
+    usage = "use postgresql+psycopg://USER@HOST/DATABASE (or sqlite:///path/to/ledger.db)"
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:  # noqa: BLE001 - the parser's message would echo the URL
+        raise UsageError("the ledger URL is not a valid database URL", hint=usage) from None
+    _refuse_password(parsed)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        database = parsed.database or ""
+        if parsed.query or not database or database == ":memory:" or database.startswith("file:"):
+            raise UsageError("a sqlite ledger URL needs a file path and no options", hint=usage)
+        return _SqliteStore(Path(database).expanduser())
+    if parsed.drivername not in ("postgresql", "postgresql+psycopg"):
+        raise UsageError(f"unsupported ledger URL scheme {parsed.drivername!r}", hint=usage)
+    params: dict[str, str] = {}
+    for key, value in parsed.query.items():
+        if not isinstance(value, str):
+            raise UsageError(f"the ledger URL gives the option {key!r} twice")
+        params[key] = value
+    for key, given in (
+        ("host", parsed.host),
+        ("port", parsed.port),
+        ("user", parsed.username),
+        ("dbname", parsed.database),
+    ):
+        if given:
+            params[key] = str(given)
+    where = params.get("host", "")
+    if "port" in params:
+        where += ":" + params["port"]
+    user = params["user"] + "@" if "user" in params else ""
+    display = f"postgresql://{user}{where}/{params.get('dbname', '')}"
+    return _PostgresStore(params, display)
+
+
 class _StoreNodes:
     """A :class:`merkle.NodeSource` over the node table."""
 
@@ -482,14 +767,18 @@ class Ledger:
     def __init__(self, store: _SqliteStore, origin: str) -> None:
         self._store = store
         self.origin = origin
+        self.location = store.display  # a path or a URL without credentials
 
     @classmethod
-    def open(cls, path: Path, *, origin: str | None = None) -> Ledger:
-        """Open (creating if needed) the ledger at ``path``; a new ledger gets ``origin`` or a
-        fresh ``securexport.local/<16 hex>``.  An existing ledger keeps its origin."""
+    def open(cls, target: Path | str, *, origin: str | None = None) -> Ledger:
+        """Open (creating if needed) the ledger at ``target``: a :class:`Path` (SQLite) or a URL,
+        ``postgresql+psycopg://USER@HOST/DB`` (a team ledger; a password in it is refused) or
+        ``sqlite:///path``.  A new ledger gets ``origin`` or a fresh
+        ``securexport.local/<16 hex>``; an existing ledger keeps its origin."""
         if origin is not None and not _ORIGIN_RE.fullmatch(origin):
             raise ValueError(f"invalid ledger origin {origin!r}")
-        store = _SqliteStore(path)
+        store = _SqliteStore(target) if isinstance(target, Path) else _store_for_url(target)
+        path = store.display
         try:
             with store.write_transaction():
                 store.create_schema()
@@ -506,9 +795,9 @@ class Ledger:
                     raise VerificationError(
                         f"the ledger at {path} has origin {stored}, not {origin}"
                     )
-        except sqlite3.Error as exc:
+        except store.errors as exc:
             store.close()
-            raise FileError(f"cannot open the ledger {path}: {exc}") from exc
+            raise FileError(f"cannot open the ledger {path}: {_first_line(exc)}") from exc
         except BaseException:
             store.close()
             raise
@@ -538,8 +827,13 @@ class Ledger:
         signer: Ed25519PrivateKey,
         now: datetime,
         signer_name: str | None = None,
+        attachments: Mapping[str, bytes] | None = None,
     ) -> Receipt:
         """Log one export and return its receipt, in one ``BEGIN IMMEDIATE`` transaction.
+
+        ``attachments`` (name → bytes: the approval and its signature, the entity list for
+        breach response) are stored beside the entry in the same transaction; they are not
+        part of the tree.
 
         ``signer`` is the ledger's Ed25519 key; checkpoints are signed under ``signer_name``,
         which defaults to (and, for receipts to verify, must be) the ledger's origin.
@@ -566,8 +860,11 @@ class Ledger:
                     verifier_key=verifier_key,
                     created_at=created_at,
                 )
-        except sqlite3.Error as exc:
-            raise FileError(f"cannot write to the ledger: {exc}") from exc
+                for name, data in (attachments or {}).items():
+                    self._store.insert_attachment(export_id, name, data)
+                crash_point("ledger-before-commit")
+        except self._store.errors as exc:
+            raise FileError(f"cannot write to the ledger: {_first_line(exc)}") from exc
         return receipt
 
     def _append_locked(
@@ -672,6 +969,47 @@ class Ledger:
         """The newest signed checkpoint note, or None for an empty ledger."""
         latest = self._store.latest_checkpoint()
         return None if latest is None else latest[1]
+
+    def attachment(self, export_id: str, name: str) -> bytes | None:
+        """An attachment stored beside an entry (None if there is none by that name)."""
+        return self._store.attachment(export_id, name)
+
+    def checkpoint_at(self, size: int) -> str:
+        """The signed checkpoint note at tree size ``size``."""
+        found = self._store.checkpoint_at(size)
+        if found is None:
+            raise VerificationError(f"the ledger has no checkpoint at size {size}")
+        return found[1]
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 6962 PROOF(old_size, D[0:new_size]) from the node table."""
+        if not 0 <= old_size <= new_size <= self.size():
+            raise VerificationError(
+                f"no consistency proof from size {old_size} to {new_size} "
+                f"(the ledger holds {self.size()} entries)"
+            )
+        return merkle.consistency_proof(_StoreNodes(self._store), old_size, new_size)
+
+    def prove_at(self, export_id: str, size: int) -> Receipt:
+        """A receipt for ``export_id`` against the stored checkpoint at ``size``."""
+        store = self._store
+        with store.read_transaction():
+            found = store.entry_by_export_id(export_id)
+            checkpoint = store.checkpoint_at(size)
+            if found is None or checkpoint is None or found.index >= size:
+                raise VerificationError(
+                    f"export {export_id} is not in the ledger's checkpoint at size {size}"
+                )
+            proof = merkle.inclusion_proof(_StoreNodes(store), found.index, size)
+        if not merkle.verify_inclusion(
+            merkle.leaf_hash(found.leaf), found.index, size, proof, checkpoint[0]
+        ):
+            raise LedgerVerificationError(
+                f"entry {found.index} does not match the checkpoint at size {size}",
+                index=found.index,
+                hint="run 'securexport ledger verify'",
+            )
+        return Receipt(found.index, tuple(proof), checkpoint[1])
 
     def prove(self, export_id: str) -> Receipt:
         """A fresh receipt for ``export_id`` against the latest checkpoint."""
@@ -811,3 +1149,9 @@ class Ledger:
             checkpoints_checked=checkpoints_checked,
             latest_checkpoint=latest_note,
         )
+
+
+def open_ledger(home_ledger_path: Path, url: str | None, *, origin: str | None = None) -> Ledger:
+    """The installation's export register: the team ledger at ``url`` when one is configured
+    (``--ledger URL`` or ``[ledger] url`` in config.toml), else ``ledger.db`` in the home."""
+    return Ledger.open(url if url else home_ledger_path, origin=origin)

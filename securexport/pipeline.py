@@ -3,44 +3,72 @@
 Two passes over one snapshot: :func:`count_pass` counts matching rows (row cap), entities per
 quasi-identifier class (k) and invalid rows; :func:`write_rows` streams the same rows again
 into the encrypted entry, dropping suppressed classes.  Memory grows with the number of
-classes and entities, never with the row payload.  Errors name a row number and a column,
-never a value.
+classes, never with the rows: the query orders rows by entity, so distinct entities are
+counted one entity at a time (:class:`~securexport.privacy.EntityRunCounter`).  Errors name a
+row number and a column, never a value.
+
+Speed (docs/performance.md): rows are processed a batch at a time, column by column; a
+transform whose output depends only on its input's value is memoised per column (bounded), so
+repeated dates, postcodes and codes cost one dictionary lookup; the CSV of a batch is formatted
+in one call; and deflate + AES-256 + the HMACs run in a writer thread (zlib and the AES code
+release the GIL), overlapping with reading and transforming the next batch.  Output bytes are
+exactly those of the row-at-a-time path, which still runs for a batch that holds an invalid
+value, so errors name the same row and column.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from securexport import transforms
 from securexport.approval import Approval
 from securexport.errors import PolicyError
-from securexport.privacy import ClassCounter, PrivacyOutcome, evaluate
+from securexport.privacy import EntityRunCounter, PrivacyOutcome, evaluate
 from securexport.privacy import check as check_privacy
-from securexport.source import BuiltQuery, Snapshot
+from securexport.source import BuiltQuery, Snapshot, build_query
 
 
 @dataclass
 class CompiledPlan:
     approval: Approval
-    query: BuiltQuery
+    query: BuiltQuery  # the export's query (the manifest records it)
     columns: list[Callable[[object], object]]
-    source_index: list[int]
+    source_index: list[int]  # per column: its source's position in a row of ``query``
     entity_index: int
     qi_positions: list[int]  # positions in approval.columns
     pass1_positions: list[int]  # columns evaluated in the counting pass
+    memo: list[dict[object, object] | None] = field(default_factory=list)  # per column
+    count_query: BuiltQuery | None = None  # the counting pass's query (default: ``query``)
+    count_source_index: list[int] = field(default_factory=list)  # as source_index, count_query
+    count_entity_index: int = 0
 
 
-def compile_plan(approval: Approval, query: BuiltQuery, ctx: transforms.RunContext) -> CompiledPlan:
-    selected = list(query.selected)
+def _pass1_positions(approval: Approval) -> tuple[list[int], list[int]]:
     names = [c.name for c in approval.columns]
     qi = [names.index(q) for q in approval.privacy.quasi_identifiers] if approval.privacy else []
     pass1 = sorted(
         set(qi) | {i for i, c in enumerate(approval.columns) if c.on_invalid == "suppress_row"}
     )
+    return qi, pass1
+
+
+def compile_plan(
+    approval: Approval,
+    query: BuiltQuery,
+    ctx: transforms.RunContext,
+    count_query: BuiltQuery | None = None,
+) -> CompiledPlan:
+    selected = list(query.selected)
+    qi, pass1 = _pass1_positions(approval)
+    counted = list((count_query or query).selected)
     return CompiledPlan(
         approval=approval,
         query=query,
@@ -49,7 +77,80 @@ def compile_plan(approval: Approval, query: BuiltQuery, ctx: transforms.RunConte
         entity_index=selected.index(approval.entity),
         qi_positions=qi,
         pass1_positions=pass1,
+        memo=[{} if c.transform in _MEMOISED else None for c in approval.columns],
+        count_query=count_query,
+        count_source_index=[
+            counted.index(c.source) if c.source in counted else -1 for c in approval.columns
+        ],
+        count_entity_index=counted.index(approval.entity),
     )
+
+
+def prepare(
+    approval: Approval,
+    live: Mapping[str, str],
+    run_date: date,
+    ctx: transforms.RunContext,
+) -> CompiledPlan:
+    """The export query, the (narrower, entity-ordered) counting query and the transforms.
+
+    Both queries select the same rows (same filters, LIMIT row_cap + 1); the counting query
+    reads only the entity and the columns the count needs, ordered by the entity alone.
+    """
+    query = build_query(approval, live, run_date, limit=approval.row_cap + 1)
+    _, pass1 = _pass1_positions(approval)
+    needed = {approval.columns[p].source for p in pass1}
+    count_query = build_query(
+        approval, live, run_date, limit=approval.row_cap + 1, count_sources=sorted(needed)
+    )
+    return compile_plan(approval, query, ctx, count_query)
+
+
+# Transforms whose output depends only on the input value (and the approval): memoised.
+# pseudonym is left out (one value per entity: a cache would only grow); keep/null/constant
+# cost nothing.  Only keys of these exact types are stored: a value equal to a str, a date or
+# None is of the same type, so a lookup never returns another type's result (1.0 == 1, and
+# Decimal("1.0") == Decimal("1") would, which is why numbers are not stored).
+_MEMOISED = frozenset(
+    {"date_trunc", "age_band", "postcode_trunc", "bucket", "top_code", "map", "mask"}
+)
+_MEMO_TYPES = (str, date, type(None))
+_MEMO_LIMIT = 1 << 16  # entries per column; beyond it misses are computed, not stored
+_MISS = object()
+_BATCH = 10_000  # rows per batch: per-batch costs vanish, memory stays a few MB
+
+
+def _apply(
+    fn: Callable[[object], object], memo: dict[object, object] | None, values: Sequence[object]
+) -> list[object]:
+    """``[fn(v) for v in values]``, memoised; InvalidValueError propagates."""
+    if memo is None:
+        return [fn(v) for v in values]
+    get = memo.get
+    try:
+        out = [get(v, _MISS) for v in values]
+    except TypeError:  # an unhashable value (a PostgreSQL array, say)
+        return [fn(v) for v in values]
+    if _MISS in out:
+        for i, got in enumerate(out):
+            if got is _MISS:
+                v = values[i]
+                got = out[i] = fn(v)
+                if type(v) in _MEMO_TYPES and len(memo) < _MEMO_LIMIT:
+                    memo[v] = got
+    return out
+
+
+def _pseudonyms(fn: Callable[[object], object], values: Sequence[object]) -> list[object]:
+    """Consecutive rows of one entity share a pseudonym (rows come ordered by entity)."""
+    out: list[object] = []
+    prev: object = _MISS
+    prev_out: object = None
+    for v in values:
+        if v != prev or type(v) is not type(prev):
+            prev, prev_out = v, fn(v)
+        out.append(prev_out)
+    return out
 
 
 def _invalid(exc: transforms.InvalidValueError, row_number: int) -> PolicyError:
@@ -63,37 +164,91 @@ class Counts:
     outcome: PrivacyOutcome | None
 
 
+def _columns(
+    plan: CompiledPlan, batch: list[Any], positions: Sequence[int], source_index: Sequence[int]
+) -> dict[int, list[object]]:
+    """Output values of the columns at ``positions`` for a batch, column by column."""
+    by_source = list(zip(*batch, strict=True)) if batch else []
+    out: dict[int, list[object]] = {}
+    for pos in positions:
+        values = by_source[source_index[pos]]
+        fn = plan.columns[pos]
+        if plan.approval.columns[pos].transform == "pseudonym":
+            out[pos] = _pseudonyms(fn, values)
+        else:
+            out[pos] = _apply(fn, plan.memo[pos], values)
+    return out
+
+
+def _count_rows_slowly(
+    plan: CompiledPlan, batch: list[Any], first_row: int, counter: EntityRunCounter
+) -> int:
+    """The row-at-a-time counting pass over one batch (names the failing row and column)."""
+    invalid = 0
+    for n, row in enumerate(batch, first_row):
+        values: dict[int, object] = {}
+        suppressed = False
+        for pos in plan.pass1_positions:
+            try:
+                value = plan.columns[pos](row[plan.count_source_index[pos]])
+            except transforms.InvalidValueError as exc:
+                raise _invalid(exc, n) from None
+            if value is transforms.SUPPRESS_ROW:
+                suppressed = True
+                break
+            values[pos] = value
+        if suppressed:
+            invalid += 1
+            counter.add_invalid_row()
+            continue
+        counter.add_rows(
+            [row[plan.count_entity_index]], [tuple(values[p] for p in plan.qi_positions)]
+        )
+    return invalid
+
+
 def count_pass(snapshot: Snapshot, plan: CompiledPlan, progress: Any = None) -> Counts:
     approval = plan.approval
-    counter = ClassCounter()
+    counter = EntityRunCounter()
     matching = 0
     invalid = 0
-    for batch in snapshot.stream(plan.query):
-        for row in batch:
-            matching += 1
-            if matching > approval.row_cap:
-                raise PolicyError(
-                    f"more than row_cap={approval.row_cap} rows match approval {approval.id}; "
-                    "nothing was exported",
-                    hint="the data owner must narrow the filters or raise the cap",
-                )
-            values: dict[int, object] = {}
-            suppressed = False
-            for pos in plan.pass1_positions:
-                try:
-                    value = plan.columns[pos](row[plan.source_index[pos]])
-                except transforms.InvalidValueError as exc:
-                    raise _invalid(exc, matching) from None
-                if value is transforms.SUPPRESS_ROW:
-                    suppressed = True
-                    break
-                values[pos] = value
-            if suppressed:
-                invalid += 1
-                counter.add_invalid_row()
-                continue
-            if plan.qi_positions:
-                counter.add(tuple(values[p] for p in plan.qi_positions), row[plan.entity_index])
+    suppress_marker = transforms.SUPPRESS_ROW
+    may_suppress = any(
+        approval.columns[p].on_invalid == "suppress_row" for p in plan.pass1_positions
+    )
+    for batch in snapshot.stream(plan.count_query or plan.query, batch_size=_BATCH):
+        first_row = matching + 1
+        matching += len(batch)
+        if matching > approval.row_cap:
+            raise PolicyError(
+                f"more than row_cap={approval.row_cap} rows match approval {approval.id}; "
+                "nothing was exported",
+                hint="the data owner must narrow the filters or raise the cap",
+            )
+        try:
+            cols = _columns(plan, batch, plan.pass1_positions, plan.count_source_index)
+        except transforms.InvalidValueError:
+            invalid += _count_rows_slowly(plan, batch, first_row, counter)
+        else:
+            entities = [row[plan.count_entity_index] for row in batch]
+            qis: list[tuple[object, ...]] = (
+                list(zip(*(cols[p] for p in plan.qi_positions), strict=True))
+                if plan.qi_positions
+                else [()] * len(batch)
+            )
+            if may_suppress:
+                keep = [
+                    not any(cols[p][i] is suppress_marker for p in plan.pass1_positions)
+                    for i in range(len(batch))
+                ]
+                dropped = keep.count(False)
+                if dropped:
+                    invalid += dropped
+                    for _ in range(dropped):
+                        counter.add_invalid_row()
+                    entities = [e for e, k in zip(entities, keep, strict=True) if k]
+                    qis = [q for q, k in zip(qis, keep, strict=True) if k]
+            counter.add_rows(entities, qis)
         if progress is not None:
             progress.update(len(batch))
     outcome = evaluate(counter, approval.privacy) if approval.privacy else None
@@ -117,11 +272,53 @@ def check_counts(approval: Approval, counts: Counts) -> None:
         )
 
 
-class _CsvSink:
-    """csv.writer needs an object with write(); this one forwards to the encrypted entry."""
+class _WriterThread:
+    """Runs ``entry.write`` (UTF-8 encoding, HMAC, deflate, AES, file writes) off the main
+    thread, so it overlaps with reading and transforming the next batches.  At most
+    ``depth`` batches wait (memory stays bounded); the first error is re-raised in the caller."""
 
-    def __init__(self, entry: Any) -> None:
-        self.write = entry.write
+    def __init__(self, entry: Any, depth: int = 4) -> None:
+        self._entry = entry
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="securexport-payload", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (text := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._entry.write(text)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    self._error = exc
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, text: str) -> None:
+        self._check()
+        self._queue.put(text)
+
+    def finish(self) -> None:
+        """Wait for every queued batch; raise the writer's error, if any."""
+        self._queue.put(None)
+        self._thread.join()
+        self._check()
+
+
+def _transform_rows_slowly(
+    plan: CompiledPlan, batch: list[Any], first_row: int
+) -> list[list[object]]:
+    """Row-at-a-time transforms of one batch (names the failing row and column)."""
+    columns = list(zip(plan.columns, plan.source_index, strict=True))
+    rows: list[list[object]] = []
+    for n, row in enumerate(batch, first_row):
+        try:
+            rows.append([fn(row[idx]) for fn, idx in columns])
+        except transforms.InvalidValueError as exc:
+            raise _invalid(exc, n) from None
+    return rows
 
 
 def write_rows(
@@ -130,53 +327,77 @@ def write_rows(
     outcome: PrivacyOutcome | None,
     entry: Any,
     progress: Any,
+    on_entity: Callable[[object], None] | None = None,
 ) -> int:
+    """Pass 2.  ``on_entity`` (breach response) sees the entity id of every row written."""
     approval = plan_.approval
     names = [c.name for c in approval.columns]
-    columns = list(zip(plan_.columns, plan_.source_index, strict=True))
+    all_positions = list(range(len(approval.columns)))
     qi_positions = plan_.qi_positions
     small = outcome.small_classes if outcome is not None else frozenset()
     suppress = (
         bool(small) and approval.privacy is not None and approval.privacy.on_violation == "suppress"
     )
+    may_suppress_row = any(c.on_invalid == "suppress_row" for c in approval.columns)
     suppress_marker = transforms.SUPPRESS_ROW
     to_text = transforms.to_text
+    # Only kept values need their text form; every other transform writes str or None.
+    keep_positions = [i for i, c in enumerate(approval.columns) if c.transform == "keep"]
+    csv_out = approval.output_format == "csv"
     written = 0
     row_number = 0
-    if approval.output_format == "csv":
-        writer = csv.writer(_CsvSink(entry), lineterminator="\r\n")
-        writer.writerow(names)
-    for batch in snapshot.stream(plan_.query):
-        out_batch: list[list[object]] = []
-        for row in batch:
-            row_number += 1
+    sink = _WriterThread(entry)
+    try:
+        if csv_out:
+            header = io.StringIO()
+            csv.writer(header, lineterminator="\r\n").writerow(names)
+            sink.write(header.getvalue())
+        for batch in snapshot.stream(plan_.query, batch_size=_BATCH):
+            first_row = row_number + 1
+            row_number += len(batch)
             try:
-                values = [fn(row[idx]) for fn, idx in columns]
-            except transforms.InvalidValueError as exc:
-                raise _invalid(exc, row_number) from None
-            if suppress_marker in values:
-                continue
-            if suppress and tuple(values[p] for p in qi_positions) in small:
-                continue
-            out_batch.append(values)
-        if approval.output_format == "csv":
-            try:
-                writer.writerows([[to_text(v) for v in values] for values in out_batch])
-            except transforms.InvalidValueError as exc:
-                raise _invalid(exc, row_number) from None
-        else:
-            lines = [
-                json.dumps(
-                    dict(zip(names, [transforms.to_json_value(v) for v in values], strict=True)),
-                    ensure_ascii=False,
-                    separators=(",", ":"),
-                )
-                for values in out_batch
-            ]
-            if lines:
-                entry.write("\n".join(lines) + "\n")
-        entry.add_rows(len(out_batch))
-        written += len(out_batch)
-        if progress is not None:
-            progress.update(len(batch))
+                cols = _columns(plan_, batch, all_positions, plan_.source_index)
+                rows = [list(r) for r in zip(*(cols[p] for p in all_positions), strict=True)]
+            except transforms.InvalidValueError:
+                rows = _transform_rows_slowly(plan_, batch, first_row)
+            if on_entity is not None:  # carried past the filters as a last cell, then removed
+                for r, source_row in zip(rows, batch, strict=True):
+                    r.append(source_row[plan_.entity_index])
+            if may_suppress_row:
+                rows = [r for r in rows if suppress_marker not in r]
+            if suppress:
+                rows = [r for r in rows if tuple([r[p] for p in qi_positions]) not in small]
+            if on_entity is not None:
+                for r in rows:
+                    on_entity(r.pop())
+            if csv_out:
+                for p in keep_positions:
+                    for r in rows:
+                        try:
+                            r[p] = to_text(r[p])
+                        except transforms.InvalidValueError as exc:
+                            raise _invalid(exc, row_number) from None
+                text = io.StringIO()
+                csv.writer(text, lineterminator="\r\n").writerows(rows)
+                chunk = text.getvalue()
+            else:
+                lines = [
+                    json.dumps(
+                        dict(
+                            zip(names, [transforms.to_json_value(v) for v in values], strict=True)
+                        ),
+                        ensure_ascii=False,
+                        separators=(",", ":"),
+                    )
+                    for values in rows
+                ]
+                chunk = "\n".join(lines) + "\n" if lines else ""
+            if chunk:
+                sink.write(chunk)
+            entry.add_rows(len(rows))
+            written += len(rows)
+            if progress is not None:
+                progress.update(len(batch))
+    finally:
+        sink.finish()
     return written

@@ -29,6 +29,7 @@ from securexport.transforms import to_text
 __all__ = [
     "ClassCounter",
     "ClassSizes",
+    "EntityRunCounter",
     "PrivacyOutcome",
     "check",
     "entity_digest",
@@ -108,6 +109,64 @@ class ClassCounter:
             yield qi, rows[0], len(entities)
 
 
+class EntityRunCounter:
+    """:class:`ClassCounter` for rows that arrive grouped by entity (the export's ORDER BY).
+
+    All rows of one entity are contiguous, so distinct entities per class are counted with the
+    set of classes of the current entity only: memory grows with the number of classes, not
+    with entities or rows.  Entities are compared with ``==`` (as SQL groups them: values
+    that SQL and Python both call equal, such as ``1`` and ``1.0``, are one entity; merging can
+    only make a class look smaller).  If the source broke the grouping (a nondeterministic
+    collation, mixed value types in an untyped SQLite column), an entity would count once per
+    run; docs/performance.md says why the query's order rules that out.
+    """
+
+    __slots__ = ("_current", "_entities", "_invalid_rows", "_rows", "_seen", "_started")
+
+    def __init__(self) -> None:
+        self._rows: dict[QI, int] = {}
+        self._entities: dict[QI, int] = {}
+        self._seen: set[QI] = set()  # classes of the current entity
+        self._current: object = None
+        self._started = False
+        self._invalid_rows = 0
+
+    def add_rows(self, entities: Iterable[object], qis: Iterable[QI]) -> None:
+        """Count rows (in query order): ``qis[i]`` is row i's class, ``entities[i]`` its entity."""
+        rows, ents = self._rows, self._entities
+        seen, current, started = self._seen, self._current, self._started
+        for entity, qi in zip(entities, qis, strict=True):
+            if not started or entity != current:
+                seen = set()
+                current, started = entity, True
+            rows[qi] = rows.get(qi, 0) + 1
+            if qi not in seen:
+                seen.add(qi)
+                ents[qi] = ents.get(qi, 0) + 1
+        self._seen, self._current, self._started = seen, current, started
+
+    def add_invalid_row(self) -> None:
+        """As :meth:`ClassCounter.add_invalid_row`."""
+        self._invalid_rows += 1
+
+    @property
+    def matching_rows(self) -> int:
+        return sum(self._rows.values()) + self._invalid_rows
+
+    @property
+    def invalid_rows(self) -> int:
+        return self._invalid_rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def classes(self) -> Iterable[tuple[QI, int, int]]:
+        """``(qi, rows, size)`` per class, size being the number of distinct entities."""
+        ents = self._entities
+        for qi, rows in self._rows.items():
+            yield qi, rows, ents[qi]
+
+
 @dataclass(frozen=True)
 class PrivacyOutcome:
     """The verdict of the first pass; everything but ``small_classes`` is counts only."""
@@ -142,7 +201,7 @@ def _fraction6(numerator: int, denominator: int) -> Decimal:
     return (Decimal(millionths) / Decimal(1_000_000)).quantize(Decimal("0.000001"))
 
 
-def evaluate(counter: ClassCounter, privacy: Privacy) -> PrivacyOutcome:
+def evaluate(counter: ClassCounter | EntityRunCounter, privacy: Privacy) -> PrivacyOutcome:
     """Class sizes, histograms and what ``privacy.on_violation`` would suppress."""
     k = privacy.k
     sizes: list[int] = []

@@ -10,7 +10,7 @@ from typing import Any
 
 from securexport._crypto import sshsig
 from securexport.environment import Environment
-from securexport.errors import VerificationError
+from securexport.errors import FileError, UsageError, VerificationError
 from securexport.limits import DEFAULT_LIMITS
 from securexport.manifest import parse_manifest
 
@@ -21,11 +21,35 @@ def _keystore(env: Environment) -> Any:
     return make(env)
 
 
+def ledger_target(env: Environment) -> str | None:
+    """The team ledger's URL, if this installation uses one instead of ``ledger.db``.
+
+    ``--ledger URL`` wins; else ``[ledger] url = "postgresql+psycopg://USER@HOST/DB"`` in
+    ``$SECUREXPORT_HOME/config.toml``; else None (the home's SQLite ledger).
+    """
+    if env.ledger_url:
+        return env.ledger_url
+    import tomllib
+
+    path = env.home.config_path
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FileError(f"cannot read {path}: {exc}") from exc
+    section = data.get("ledger", {})
+    url = section.get("url") if isinstance(section, dict) else None
+    if url is not None and (not isinstance(url, str) or not url):
+        raise UsageError(f"{path}: ledger.url must be a non-empty string")
+    return url
+
+
 def _open_ledger(env: Environment) -> Any:
     from securexport import ledger as ledger_mod
 
     env.home.ensure()
-    return ledger_mod.Ledger.open(env.home.ledger_path)
+    return ledger_mod.open_ledger(env.home.ledger_path, ledger_target(env))
 
 
 def ledger_verifier_key(env: Environment) -> str:

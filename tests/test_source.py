@@ -235,8 +235,8 @@ def test_build_query_selects_orders_limits_and_binds() -> None:
         'SELECT "offenders"."offender_id", "offenders"."postcode", "offenders"."release_date" '
         'FROM "offenders" WHERE "offenders"."force_code" = :f0 AND "offenders"."release_date" '
         '>= :f1 AND "offenders"."conviction_count" IN (:f2_1, :f2_2, :f2_3) ORDER BY '
-        '"offenders"."offender_id", "offenders"."postcode", "offenders"."release_date" '
-        "LIMIT :row_limit"
+        '"offenders"."offender_id", "offenders"."postcode" ASC NULLS FIRST, '
+        '"offenders"."release_date" ASC NULLS FIRST LIMIT :row_limit'
     )
     assert q.params == {
         "f0": "WMP",
@@ -430,7 +430,7 @@ def test_every_operator_on_postgresql_matches_sqlite(
         assert src.driver == "postgresql"
         rows = read_all(src, src.build_query(approval((flt,), SELECT), RUN_DATE, limit=None))
     assert sorted(iso(rows), key=repr) == _expected(db, column, pred)
-    assert rows == sorted(rows, key=_sort_key(nulls_first=False))  # C collation, NULLS LAST
+    assert rows == sorted(rows, key=_sort_key(nulls_first=True))  # C collation, NULLS FIRST
 
 
 def test_limit_is_applied(db: Path) -> None:

@@ -174,9 +174,9 @@ def cli(
 
 
 def _register() -> None:
-    from securexport.cli import approval, bundle, keys, ledger, trust
+    from securexport.cli import approval, bundle, keys, ledger, owner, trust
 
-    for module in (keys, trust, approval, bundle, ledger):
+    for module in (keys, trust, approval, bundle, ledger, owner):
         module.register(cli)
 
 

@@ -150,5 +150,183 @@ def ledger_prove(ctx: Context, export_id: str, output: Path | None) -> None:
     )
 
 
+@ledger.command("witness-key")
+@pass_context
+def ledger_witness_key(ctx: Context) -> None:
+    """Print the data owner's witness key (for approvals' [witness] key), creating it once.
+
+    \b
+    Example:
+      securexport ledger witness-key
+    """
+    from securexport.api import witness_verifier_key
+
+    key = witness_verifier_key(ctx.env())
+    ctx.emit({"witness_key": key}, lambda: click.echo(key))
+
+
+@ledger.command("sync")
+@click.option("--since", type=int, required=True, help="The size the owner's witness last saw.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The sync file to write (send it to the data owner).",
+)
+@pass_context
+def ledger_sync(ctx: Context, since: int, output: Path) -> None:
+    """Exporter: write the entries since SIZE, the newest checkpoint and a consistency proof.
+
+    \b
+    Example:
+      securexport ledger sync --since 0 -o ledger-sync.json
+    """
+    from securexport.api import write_sync
+
+    doc = write_sync(ctx.env(), since, output)
+    ctx.emit(doc, lambda: click.echo(f"wrote {output}: entries {since}..{doc['size'] - 1}"))
+
+
+@ledger.command("witness")
+@click.argument("sync_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--log", "log_name", required=True, help="The ledger's name in the trust store.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Cosignature file to write (default: SYNC_FILE with .cosig).",
+)
+@click.option(
+    "--approval",
+    "approvals",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An approval (FILE.sig beside it) missing from the sync file; repeatable.",
+)
+@click.option(
+    "--max-delay-days",
+    type=click.IntRange(1, 3650),
+    default=31,
+    show_default=True,
+    help="Refuse exports dated longer ago than this (backdating).",
+)
+@pass_context
+def ledger_witness(
+    ctx: Context,
+    sync_file: Path,
+    log_name: str,
+    output: Path | None,
+    approvals: tuple[Path, ...],
+    max_delay_days: int,
+) -> None:
+    """Data owner: check a sync file against what you saw before and every new export
+    against its approval; if all is well, cosign the checkpoint.  Exit 5 if the log was rolled
+    back or forked, 3 if an export broke its approval.
+
+    \b
+    Example:
+      securexport ledger witness ledger-sync.json --log contractor -o ledger.cosig
+    """
+    from datetime import timedelta
+
+    from securexport.api import witness
+
+    out = output or sync_file.with_name(sync_file.stem + ".cosig")
+    report = witness(
+        ctx.env(),
+        sync_file,
+        log_name,
+        out,
+        approvals=approvals,
+        max_delay=timedelta(days=max_delay_days),
+    )
+    ctx.emit(
+        report.to_json(),
+        lambda: click.echo(
+            f"cosigned {log_name} at size {report.new_size} "
+            f"({report.new_entries} new exports checked): wrote {out}"
+        ),
+    )
+
+
+@ledger.command("cosign")
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("cosig_file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_context
+def ledger_cosign(ctx: Context, bundle: Path, cosig_file: Path) -> None:
+    """Exporter: add the owner's cosigned checkpoint to BUNDLE (as receipt.cosig).
+
+    \b
+    Example:
+      securexport ledger cosign out.sxb ledger.cosig
+    """
+    from securexport.api import cosign_bundle
+
+    doc = cosign_bundle(ctx.env(), bundle, cosig_file)
+    ctx.emit(doc, lambda: click.echo(f"added the witness cosignature to {bundle}"))
+
+
+@ledger.command("breach")
+@click.option("--export-id", "export_ids", multiple=True, help="A leaked export; repeatable.")
+@click.option(
+    "--bundle",
+    "bundles",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A leaked bundle (its export id is read from it); repeatable.",
+)
+@click.option("--log", "log_name", help="Query your witness mirror of this ledger (data owner).")
+@click.option("--as", "as_name", help="Your identity: opens the sealed entity lists (data owner).")
+@click.option(
+    "--candidates",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of entity ids, one a line, to name the people in the leaked exports.",
+)
+@pass_context
+def ledger_breach(
+    ctx: Context,
+    export_ids: tuple[str, ...],
+    bundles: tuple[Path, ...],
+    log_name: str | None,
+    as_name: str | None,
+    candidates: Path | None,
+) -> None:
+    """Breach response: which exports, approvals, recipients, how many people, and — with the
+    owner's key and candidate ids — which people.
+
+    \b
+    Example:
+      securexport ledger breach --bundle lost.sxb --log contractor --as owner --candidates ids.txt
+    """
+    from securexport.api import breach_report
+
+    report = breach_report(
+        ctx.env(),
+        export_ids=export_ids,
+        bundles=bundles,
+        log=log_name,
+        as_name=as_name,
+        candidates=candidates,
+    )
+    doc = report.to_json()
+
+    def human() -> None:
+        click.echo(f"exports:    {len(report.exports)}")
+        click.echo(f"approvals:  {', '.join(report.approvals)}")
+        click.echo(
+            "recipients: " + ", ".join(f"{r['name']} ({r['role']})" for r in report.recipients)
+        )
+        click.echo(f"people:     at most {report.people_at_most}")
+        if report.named is not None:
+            click.echo(f"named:      {len(report.named)} of the candidates")
+            for name in report.named:
+                click.echo(f"  {name}")
+        if report.missing_lists:
+            click.echo(f"no sealed list for: {', '.join(report.missing_lists)}")
+
+    ctx.emit(doc, human)
+
+
 def register(group: click.Group) -> None:
     group.add_command(ledger)

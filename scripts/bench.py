@@ -1,0 +1,450 @@
+"""make bench: securexport's data path against the plain tools, measured in one run.
+
+    .venv/bin/python scripts/bench.py [--rows 1000000] [--no-postgres] [--memory-check]
+
+Builds (and caches under bench-output/) a synthetic offender table of about ``--rows`` rows,
+sets up an owner, an exporter and a recipient with the default file key store (scrypt log_n
+18: each command unlocks its key once, which is part of the fixed cost DESIGN.md §9 talks
+about), signs an approval with 5 transforms and a k check over every row, then runs each step
+as a fresh child process and reads its peak RSS with ``os.wait4`` (that child and the children
+it waited for; for a shell pipeline, the largest of its processes).
+
+Printed, each next to its baseline measured in the same run:
+
+- export (SQLite, PostgreSQL) vs ``sqlite3 -csv … | 7z a -tzip -mem=AES256 -si`` over the same
+  projected columns;
+- plan (against the export), verify, decrypt vs ``age -d`` + ``7z x``;
+- ``securexport --version`` start-up time;
+- ``--memory-check``: export at --rows and at 5 × --rows, and the peak RSS ratio.
+
+If scripts/bench_ledger.py exists, its output lines are appended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "bench-output"
+SX = [str(ROOT / ".venv" / "bin" / "securexport")]
+EPISODES_PER_PERSON = 1.24  # synthetic.iter_rows: 80% one row, 16% two, 4% three
+PASSWORD = "bench-baseline-password-not-secret"  # noqa: S105 - the baseline's throwaway password
+PROJECTED = ("offender_id", "date_of_birth", "postcode", "conviction_count", "release_date")
+
+COLUMNS = """
+[[column]]
+name      = "offender"
+source    = "offender_id"
+transform = "pseudonym"
+role      = "identifier"
+
+[[column]]
+name        = "birth_year"
+source      = "date_of_birth"
+transform   = "date_trunc"
+granularity = "year"
+
+[[column]]
+name       = "district"
+source     = "postcode"
+transform  = "postcode_trunc"
+level      = "area"
+on_invalid = "null"
+
+[[column]]
+name      = "convictions"
+source    = "conviction_count"
+transform = "top_code"
+max       = 30
+role      = "sensitive"
+
+[[column]]
+name        = "release_quarter"
+source      = "release_date"
+transform   = "date_trunc"
+granularity = "quarter"
+
+[privacy]
+quasi_identifiers = ["birth_year", "district", "release_quarter"]
+k = 5
+on_violation = "suppress"
+max_suppressed_fraction = 0.5
+"""
+
+
+@dataclass
+class Measure:
+    name: str
+    wall: float
+    rss_kb: int
+    rows: int | None = None
+    nbytes: int | None = None
+
+    def cells(self) -> list[str]:
+        rows_s = f"{self.rows / self.wall:,.0f}" if self.rows else "-"
+        mb_s = f"{self.nbytes / self.wall / 1e6:,.1f}" if self.nbytes else "-"
+        return [self.name, f"{self.wall:.2f}", rows_s, mb_s, f"{self.rss_kb / 1024:,.0f}"]
+
+
+def run(argv: list[str] | str, *, env: dict[str, str] | None = None, shell: bool = False) -> Measure:
+    """Run one fresh child; wall time and its peak RSS (from wait4), failing loudly."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(  # noqa: S603 - our own fixed commands
+        ["/bin/bash", "-o", "pipefail", "-c", argv] if shell else argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out_r, err_r = proc.stdout, proc.stderr
+    assert out_r is not None and err_r is not None
+    out, err = out_r.read(), err_r.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        cmd = argv if isinstance(argv, str) else shlex.join(argv)
+        raise SystemExit(f"bench: {cmd} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
+    m = Measure("", wall, int(usage.ru_maxrss))
+    m.stdout = out  # type: ignore[attr-defined]
+    return m
+
+
+# ------------------------------------------------------------------------------ set-up
+
+
+def ensure_db(rows: int) -> Path:
+    from securexport.synthetic import make_offenders_db
+
+    path = OUT / f"offenders-{rows}.db"
+    if not path.exists():
+        people = round(rows / EPISODES_PER_PERSON)
+        print(f"bench: building {path.name} ({people} people)…", file=sys.stderr, flush=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        make_offenders_db(tmp, people=people, seed=2026)
+        tmp.rename(path)
+    return path
+
+
+def count_rows(db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM offenders").fetchone()[0])
+
+
+@dataclass
+class Setup:
+    root: Path
+    env: dict[str, str]
+    approval: Path
+    homes: dict[str, Path]
+    identity_file: Path
+
+
+def make_setup(root: Path, row_cap: int) -> Setup:
+    """Owner, exporter and recipient homes with default (log_n 18) key files; a signed approval."""
+    from securexport import api
+    from securexport.environment import Environment, Home
+    from securexport.keys import KeyStore
+    from securexport.trust import TrustStore
+
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True, mode=0o700)
+    passphrase = root / "passphrase"
+    passphrase.write_text("bench passphrase\n")
+    passphrase.chmod(0o600)
+    now = datetime.now(UTC)
+
+    def env_for(role: str) -> Environment:
+        return Environment(
+            home=Home(root / role).ensure(),
+            now=lambda: now,
+            stdin_isatty=False,
+            stderr=io.StringIO(),
+            interactive=False,
+            passphrase_file=str(passphrase),
+            keystore="file",
+        )
+
+    envs = {role: env_for(role) for role in ("owner", "exporter", "recipient")}
+    ids = {role: KeyStore(e).create_identity(role) for role, e in envs.items()}
+    for e in envs.values():
+        TrustStore(e.home).add("owner", ids["owner"].signing_key.to_line("owner"), "approver")
+    key_check = KeyStore(envs["owner"]).create_pseudonym_key("bench-key")
+    ledger_vkey = api.ledger_verifier_key(envs["exporter"])
+    not_before = f"{now.year - 1}-01-01T00:00:00Z"
+    expires = f"{now.year + 1}-12-31T23:59:59Z"
+    text = f'''schema = "securexport.approval/1"
+
+[approval]
+id          = "APR-BENCH-0001"
+title       = "Benchmark extract"
+purpose     = "Measure the data path."
+legal_basis = "DPA 2018 Part 3 s.35"
+not_before  = {not_before}
+expires     = {expires}
+
+[source]
+dataset = "offenders"
+entity  = "offender_id"
+
+[limits]
+row_cap  = {row_cap}
+min_rows = 1
+
+[pseudonymisation]
+key_id    = "bench-key"
+key_check = "{key_check}"
+{COLUMNS}
+[output]
+format = "csv"
+
+[[recipients]]
+name = "recipient"
+age  = "{ids["recipient"].age_recipient}"
+
+[[exporters]]
+name   = "exporter"
+ssh    = "{ids["exporter"].signing_key.to_line()}"
+age    = "{ids["exporter"].age_recipient}"
+ledger = "{ledger_vkey}"
+'''
+    approval = root / "approval.toml"
+    approval.write_text(text)
+    api.sign_approval(approval, "owner", envs["owner"])
+    blob = api.export_pseudonym_key(
+        "bench-key", ids["exporter"].age_recipient, approval, envs["owner"]
+    )
+    KeyStore(envs["exporter"]).import_pseudonym_key(blob)
+    identity_file = root / "recipient-identity.txt"
+    fd = os.open(identity_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(KeyStore(envs["recipient"]).age_identity("recipient")) + "\n")
+    child_env = dict(os.environ)
+    child_env.update(
+        SECUREXPORT_PASSPHRASE_FILE=str(passphrase),
+        SECUREXPORT_KEYSTORE="file",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    child_env.pop("SECUREXPORT_HOME", None)
+    homes = {role: e.home.path for role, e in envs.items()}
+    return Setup(root, child_env, approval, homes, identity_file)
+
+
+# ------------------------------------------------------------------------------ steps
+
+
+def sx(setup: Setup, role: str, *args: str) -> list[str]:
+    return [*SX, "--home", str(setup.homes[role]), "-q", *args]
+
+
+def export(setup: Setup, url: str, name: str) -> tuple[Measure, Path, dict[str, object]]:
+    bundle = setup.root / f"{name}.sxb"
+    bundle.unlink(missing_ok=True)
+    m = run(
+        sx(setup, "exporter", "export", str(setup.approval), "--source", url, "--as", "exporter")
+        + ["-o", str(bundle)],
+        env=setup.env,
+    )
+    with zipfile.ZipFile(bundle) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    m.name = name
+    m.rows = int(manifest["records"]["written"])
+    m.nbytes = int(manifest["files"][0]["bytes"])
+    return m, bundle, manifest
+
+
+def baseline_export(db: Path, work: Path, rows: int, nbytes: int) -> Measure:
+    out = work / "baseline.zip"
+    out.unlink(missing_ok=True)
+    select = f"SELECT {', '.join(PROJECTED)} FROM offenders"  # noqa: S608 - constant text
+    cmd = (
+        f"sqlite3 -csv -header {shlex.quote(str(db))} {shlex.quote(select)} | "
+        f"7z a -tzip -mem=AES256 -p{PASSWORD} -si{shlex.quote('offenders.csv')} "
+        f"{shlex.quote(str(out))} >/dev/null"
+    )
+    m = run(cmd, shell=True)
+    m.name, m.rows, m.nbytes = "  baseline: sqlite3 -csv | 7z a AES256", rows, nbytes
+    return m
+
+
+def projected_csv_bytes(db: Path) -> int:
+    select = f"SELECT {', '.join(PROJECTED)} FROM offenders"  # noqa: S608 - constant text
+    cmd = f"sqlite3 -csv -header {shlex.quote(str(db))} {shlex.quote(select)} | wc -c"
+    return int(run(cmd, shell=True).stdout.decode().strip())  # type: ignore[attr-defined]
+
+
+def baseline_decrypt(setup: Setup, bundle: Path, rows: int, nbytes: int) -> Measure:
+    work = setup.root / "baseline-decrypt"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extract("payload.zip", work)
+        zf.extract("payload.key.age", work)
+    ident, key = shlex.quote(str(setup.identity_file)), shlex.quote(str(work / "payload.key.age"))
+    cmd = (
+        f'pw=$(age -d -i {ident} {key}) && 7z x -y -p"$pw" '
+        f"-o{shlex.quote(str(work / 'out'))} {shlex.quote(str(work / 'payload.zip'))} >/dev/null"
+    )
+    m = run(cmd, shell=True)
+    m.name, m.rows, m.nbytes = "  baseline: age -d + 7z x", rows, nbytes
+    return m
+
+
+def postgres_url(db: Path, rows: int) -> tuple[object, str]:
+    from securexport.synthetic import load_into_postgres
+    from tests.support.pg import start_postgres
+
+    server = start_postgres()
+    url = server.create_database("bench")
+    print(f"bench: loading {rows} rows into PostgreSQL…", file=sys.stderr, flush=True)
+    load_into_postgres(db, url)
+    server.psql("VACUUM ANALYZE offenders", dbname="bench")
+    return server, url
+
+
+def version_startup() -> Measure:
+    best: Measure | None = None
+    for _ in range(5):
+        m = run([*SX, "--version"])
+        if best is None or m.wall < best.wall:
+            best = m
+    assert best is not None
+    best.name = "securexport --version (best of 5)"
+    return best
+
+
+def print_table(rows: list[Measure]) -> None:
+    head = ["step", "wall s", "rows/s", "MB/s", "peak RSS MB"]
+    cells = [head] + [m.cells() for m in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"
+    print(line)
+    print("| " + " | ".join("-" * w for w in widths) + " |")
+    for r in cells[1:]:
+        left = r[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+        print("| " + " | ".join([left, *rest]) + " |")
+
+
+def machine() -> str:
+    cpu = "?"
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as fh:
+        mem_kb = int(fh.readline().split()[1])
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="table size (1000000)")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL export")
+    parser.add_argument(
+        "--memory-check",
+        action="store_true",
+        help="also export 5 x --rows and print the peak RSS ratio",
+    )
+    args = parser.parse_args(argv)
+    OUT.mkdir(exist_ok=True)
+    db = ensure_db(args.rows)
+    rows = count_rows(db)
+    setup = make_setup(OUT / "run", row_cap=max(rows, 5 * rows) + 1)
+    url = f"sqlite:///{db}"
+    results: list[Measure] = []
+    notes: list[str] = []
+
+    results.append(version_startup())
+    csv_bytes = projected_csv_bytes(db)
+    exp, bundle, manifest = export(setup, url, "export (SQLite)")
+    results.append(exp)
+    base = baseline_export(db, setup.root, rows, csv_bytes)
+    results.append(base)
+    notes.append(f"export / baseline = {exp.wall / base.wall:.2f} (target <= 1.5)")
+
+    if not args.no_postgres:
+        server, pg_url = postgres_url(db, rows)
+        try:
+            pg, _, _ = export(setup, pg_url, "export (PostgreSQL)")
+            results.append(pg)
+        finally:
+            server.stop()  # type: ignore[attr-defined]
+
+    plan = run(
+        sx(setup, "owner", "approval", "plan", str(setup.approval), "--source", url),
+        env=setup.env,
+    )
+    plan.name, plan.rows = "approval plan (SQLite)", rows
+    results.append(plan)
+    notes.append(f"plan / export = {plan.wall / exp.wall:.2f} (target < 0.33)")
+
+    ver = run(sx(setup, "recipient", "verify", str(bundle)), env=setup.env)
+    ver.name = "verify"
+    ver.nbytes = bundle.stat().st_size
+    results.append(ver)
+
+    out_dir = setup.root / "decrypted"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    dec = run(
+        sx(setup, "recipient", "decrypt", str(bundle), "--as", "recipient", "-o", str(out_dir)),
+        env=setup.env,
+    )
+    dec.name, dec.rows, dec.nbytes = "decrypt", exp.rows, exp.nbytes
+    results.append(dec)
+    bdec = baseline_decrypt(setup, bundle, exp.rows or 0, exp.nbytes or 0)
+    results.append(bdec)
+    notes.append(f"decrypt / baseline = {dec.wall / bdec.wall:.2f} (target <= 1.5)")
+    del manifest
+
+    if args.memory_check:
+        big_rows = 5 * args.rows
+        big_db = ensure_db(big_rows)
+        big, _, _ = export(setup, f"sqlite:///{big_db}", f"export (SQLite, {big_rows:,} rows)")
+        results.append(big)
+        notes.append(
+            f"peak RSS {big_rows:,} / {args.rows:,} rows = {big.rss_kb / exp.rss_kb:.3f} "
+            "(target <= 1.15)"
+        )
+
+    print(f"machine: {machine()}")
+    print(f"table: offenders, {rows:,} rows; approval: 5 transforms, k = 5 (suppress)")
+    print()
+    print_table(results)
+    print()
+    for note in notes:
+        print(note)
+    ledger_bench = ROOT / "scripts" / "bench_ledger.py"
+    if ledger_bench.exists():
+        got = subprocess.run(  # noqa: S603 - our own script
+            [sys.executable, str(ledger_bench)], capture_output=True, text=True, check=False
+        )
+        print()
+        print(got.stdout.rstrip() or f"bench_ledger.py failed: {got.stderr[-500:]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

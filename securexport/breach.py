@@ -1,0 +1,310 @@
+"""Breach response: if bundles leak, who was in them?
+
+For an approval with an ``[owner]`` table, ``export`` collects the entity ids of the rows it
+writes (pass 2), keys each with HMAC-SHA-256 under a random per-export salt, and stores the sorted
+list, sealed with age to the owner's key, beside the ledger entry (attachment ``entities.age``;
+it travels to the owner in ``ledger sync``).  The signed manifest records the number of people
+(``records.entities``) and ``records.entity_set_sha256`` = SHA-256 of the concatenated sorted
+keyed hashes, so the sealed list cannot be swapped later; without the salt (inside the sealed
+list) the digest confirms no guess.
+
+Sealed list (before age)::
+
+    b"securexport.entity-set/1\\n" || salt (32 bytes) || n sorted 32-byte HMAC-SHA-256 values
+
+:func:`breach_report` answers which exports, approvals, recipients and how many people (an upper
+bound: the sum over exports) from the manifests alone; with the owner's identity it opens the
+lists (exact counts per export), and with candidate ids it names the people, as the owner's own
+ids, for the union of the exports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from securexport._crypto import agefile, sshsig
+from securexport._crypto.sshkey import SshPublicKey
+from securexport.environment import Environment
+from securexport.errors import FileError, UsageError, VerificationError
+from securexport.limits import DEFAULT_LIMITS, Limits
+from securexport.manifest import Manifest, parse_manifest
+
+ENTITIES = "entities.age"
+MAGIC = b"securexport.entity-set/1\n"
+SALT_BYTES = 32
+HASH_BYTES = 32
+MAX_ENTITY_LIST_BYTES = 1 << 30
+
+
+def entity_text(value: object) -> str:
+    """The entity id as text: the same rule for exported values and the owner's candidates."""
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+class EntityCollector:
+    """Keyed hashes of the entity ids of the rows written (one per distinct entity)."""
+
+    def __init__(self, salt: bytes | None = None) -> None:
+        self.salt = os.urandom(SALT_BYTES) if salt is None else salt
+        if len(self.salt) != SALT_BYTES:
+            raise ValueError("the salt is 32 bytes")
+        self._hashes: set[bytes] = set()
+        self._key = hmac.HMAC(self.salt, digestmod=hashlib.sha256)
+
+    def add(self, value: object) -> None:
+        mac = self._key.copy()
+        mac.update(entity_text(value).encode("utf-8"))
+        self._hashes.add(mac.digest())
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def sorted_hashes(self) -> list[bytes]:
+        return sorted(self._hashes)
+
+    def digest(self) -> str:
+        return set_digest(self.sorted_hashes())
+
+    def sealed(self, owner_age: str) -> bytes:
+        """The list, age-encrypted to the data owner."""
+        return agefile.encrypt(MAGIC + self.salt + b"".join(self.sorted_hashes()), [owner_age])
+
+
+def set_digest(sorted_hashes: Sequence[bytes]) -> str:
+    return hashlib.sha256(b"".join(sorted_hashes)).hexdigest()
+
+
+@dataclass(frozen=True)
+class EntityList:
+    salt: bytes
+    hashes: frozenset[bytes]
+    digest: str
+
+    def keyed(self, candidate: str) -> bytes:
+        return hmac.new(self.salt, candidate.encode("utf-8"), hashlib.sha256).digest()
+
+
+def parse_entity_list(plain: bytes) -> EntityList:
+    body = plain[len(MAGIC) :]
+    if not plain.startswith(MAGIC) or len(body) < SALT_BYTES or len(body) % HASH_BYTES:
+        raise VerificationError("the sealed entity list is malformed")
+    salt, rest = body[:SALT_BYTES], body[SALT_BYTES:]
+    hashes = [rest[i : i + HASH_BYTES] for i in range(0, len(rest), HASH_BYTES)]
+    if hashes != sorted(set(hashes)):
+        raise VerificationError("the sealed entity list is not sorted and distinct")
+    return EntityList(salt, frozenset(hashes), set_digest(hashes))
+
+
+# --------------------------------------------------------------------------------------------
+# The query
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportFacts:
+    export_id: str
+    created_at: str
+    approval_id: str
+    approval_sha256: str
+    exporter: str
+    recipients: list[dict[str, str]]
+    rows: int
+    people: int | None  # from the signed manifest (None: the approval had no [owner])
+    people_opened: int | None = None  # from the opened list
+    people_named: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "export_id": self.export_id,
+            "created_at": self.created_at,
+            "approval": {"id": self.approval_id, "sha256": self.approval_sha256},
+            "exporter": self.exporter,
+            "recipients": self.recipients,
+            "rows": self.rows,
+            "people": self.people,
+        }
+        if self.people_opened is not None:
+            doc["people_opened"] = self.people_opened
+            doc["people_named"] = len(self.people_named)
+        return doc
+
+
+@dataclass
+class BreachReport:
+    exports: list[ExportFacts]
+    opened: bool
+    named: list[str] | None  # candidate ids found in any of the exports (None: no candidates)
+    missing_lists: list[str]  # exports without a sealed list
+
+    @property
+    def approvals(self) -> list[str]:
+        return sorted({e.approval_id for e in self.exports})
+
+    @property
+    def recipients(self) -> list[dict[str, str]]:
+        seen: dict[tuple[str, str], dict[str, str]] = {}
+        for e in self.exports:
+            for r in e.recipients:
+                seen.setdefault((r["name"], r["age"]), r)
+        return [seen[k] for k in sorted(seen)]
+
+    @property
+    def people_at_most(self) -> int:
+        return sum(e.people if e.people is not None else e.rows for e in self.exports)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "exports": [e.to_json() for e in self.exports],
+            "approvals": self.approvals,
+            "recipients": self.recipients,
+            "people_at_most": self.people_at_most,
+            "opened": self.opened,
+            "people": None if self.named is None else len(self.named),
+            "named": self.named,
+            "missing_lists": self.missing_lists,
+        }
+
+
+def _facts(manifest: Manifest) -> ExportFacts:
+    records = manifest.document.get("records", {})
+    people = records.get("entities") if isinstance(records, dict) else None
+    recipients = [{"name": n, "age": a, "role": "recipient"} for n, a in manifest.recipients] + [
+        {"name": n, "age": a, "role": "auditor"} for n, a in manifest.auditors
+    ]
+    return ExportFacts(
+        export_id=manifest.export_id,
+        created_at=manifest.created_at,
+        approval_id=manifest.approval_id,
+        approval_sha256=manifest.approval_sha256,
+        exporter=manifest.operator_name,
+        recipients=recipients,
+        rows=manifest.rows_written,
+        people=people if isinstance(people, int) and not isinstance(people, bool) else None,
+    )
+
+
+def _read_candidates(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FileError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise FileError(f"{path} is not UTF-8 text") from exc
+    return [line for line in (ln.rstrip("\r") for ln in text.split("\n")) if line]
+
+
+def breach_report(
+    env: Environment,
+    *,
+    export_ids: Iterable[str] = (),
+    bundles: Iterable[Path] = (),
+    log: str | None = None,
+    as_name: str | None = None,
+    candidates: Path | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> BreachReport:
+    """Answer a breach: from the owner's witness mirror of ``log``, or this home's ledger."""
+    from securexport.api import _keystore
+    from securexport.bundle import MANIFEST, open_bundle
+
+    wanted = list(export_ids)
+    for path in bundles:
+        with open_bundle(path, limits) as bundle:
+            raw = bundle.member(MANIFEST)
+        wanted.append(parse_manifest(raw, max_bytes=limits.max_manifest_bytes).export_id)
+    if not wanted:
+        raise UsageError("name the leaked exports", hint="--bundle FILE or --export-id ID")
+    if candidates is not None and as_name is None:
+        raise UsageError("naming people needs the owner's key", hint="add --as NAME")
+
+    rows: list[tuple[bytes, bytes, bytes | None]] = []
+    if log is not None:
+        rows = _from_mirror(env, log, wanted)
+    else:
+        from securexport.register import _open_ledger
+
+        with _open_ledger(env) as ledger:
+            for export_id in dict.fromkeys(wanted):
+                entry = ledger.entry(export_id)
+                rows.append((entry.leaf, entry.signature, ledger.attachment(export_id, ENTITIES)))
+
+    identity = _keystore(env).age_identity(as_name) if as_name is not None else None
+    names = _read_candidates(candidates) if candidates is not None else None
+    named: set[str] = set()
+    exports: list[ExportFacts] = []
+    missing: list[str] = []
+    for leaf, signature, sealed in rows:
+        manifest = parse_manifest(leaf, max_bytes=limits.max_manifest_bytes)
+        signer = sshsig.verify(signature, leaf, sshsig.NAMESPACE_MANIFEST)
+        if SshPublicKey.parse(manifest.operator_ssh) != signer:
+            raise VerificationError(f"export {manifest.export_id}: the manifest signature is wrong")
+        facts = _facts(manifest)
+        exports.append(facts)
+        if sealed is None:
+            missing.append(manifest.export_id)
+            continue
+        if identity is None:
+            continue
+        plain = agefile.decrypt(sealed, [identity], max_bytes=MAX_ENTITY_LIST_BYTES)
+        entity_list = parse_entity_list(plain)
+        records = manifest.document.get("records", {})
+        if entity_list.digest != records.get("entity_set_sha256"):
+            raise VerificationError(
+                f"export {manifest.export_id}: the sealed entity list is not the one its signed "
+                "manifest records"
+            )
+        facts.people_opened = len(entity_list.hashes)
+        if names is not None:
+            facts.people_named = [n for n in names if entity_list.keyed(n) in entity_list.hashes]
+            named.update(facts.people_named)
+    return BreachReport(
+        exports=exports,
+        opened=identity is not None,
+        named=None if names is None else sorted(named, key=lambda n: (len(n), n)),
+        missing_lists=missing,
+    )
+
+
+def _from_mirror(
+    env: Environment, log: str, wanted: Sequence[str]
+) -> list[tuple[bytes, bytes, bytes | None]]:
+    from securexport.api import _trust
+    from securexport.trust import parse_verifier_key
+    from securexport.witness import Mirror, mirror_path
+
+    keys = [k for k in _trust(env).ledger_keys() if k.name == log]
+    if not keys:
+        raise UsageError(f"no trusted ledger named {log!r}")
+    origin = parse_verifier_key(keys[0].key_text)[0]
+    path = mirror_path(env, origin)
+    if not path.exists():
+        raise UsageError(f"this witness has no mirror of {log}", hint="securexport ledger witness")
+    mirror = Mirror(path)
+    try:
+        out = []
+        for export_id in dict.fromkeys(wanted):
+            found = mirror.entry(export_id)
+            if found is None:
+                raise VerificationError(f"export {export_id} is not in the mirror of {log}")
+            out.append((found[1], found[2], mirror.attachment(export_id, ENTITIES)))
+        return out
+    finally:
+        mirror.close()
+
+
+__all__ = [
+    "ENTITIES",
+    "BreachReport",
+    "EntityCollector",
+    "breach_report",
+    "entity_text",
+    "parse_entity_list",
+]

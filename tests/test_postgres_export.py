@@ -1,0 +1,299 @@
+"""The same approvals on SQLite and on PostgreSQL give the same bytes (issue 5).
+
+A real PostgreSQL server (tests/support/pg.py) is loaded with the same data as the SQLite
+file; each approval is exported from both, both bundles are decrypted, and the plaintexts must
+be identical byte for byte.  A small hand-written table (tests/vectors/golden/) pins every
+transform, NULL handling and on_invalid on both databases.  The snapshot test inserts rows
+from another connection between the two passes of a real export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from securexport import api, pipeline
+from securexport.errors import PolicyError
+from securexport.keys import KeyStore
+from securexport.synthetic import load_into_postgres
+from securexport.transforms import pseudonym_reference
+from tests.support.pg import PgServer
+from tests.support.world import TEST_LOG_N, World
+
+pytestmark = pytest.mark.postgres
+
+GOLDEN = Path(__file__).resolve().parent / "vectors" / "golden"
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _decrypt(world: World, bundle: Path) -> bytes:
+    out = bundle.with_suffix(".out")
+    api.decrypt(bundle, "force", out, world.recipient)
+    return (out / "data" / "offenders.csv").read_bytes()
+
+
+def _export(world: World, approval: Path, url: str) -> tuple[api.ExportResult, bytes]:
+    world.counter += 1
+    out = world.root / f"bundle-{world.counter}.sxb"
+    result = api.export(approval, url, "analyst", out, world.exporter)
+    return result, _decrypt(world, out)
+
+
+def _pg_copy(postgres_server: PgServer, sqlite_path: Path) -> tuple[str, str]:
+    name = f"sx_{uuid.uuid4().hex[:10]}"
+    url = postgres_server.create_database(name)
+    load_into_postgres(sqlite_path, url)
+    return name, url
+
+
+# ------------------------------------------------------------------------- synthetic data
+
+JSONL_COLUMNS = """
+[[column]]
+name      = "offender"
+source    = "offender_id"
+transform = "pseudonym"
+
+[[column]]
+name      = "dob"
+source    = "date_of_birth"
+transform = "keep"
+role      = "sensitive"
+
+[[column]]
+name      = "convictions"
+source    = "conviction_count"
+transform = "keep"
+role      = "sensitive"
+
+[[column]]
+name      = "postcode"
+source    = "postcode"
+transform = "postcode_trunc"
+level     = "sector"
+on_invalid = "suppress_row"
+role      = "sensitive"
+"""
+
+
+@pytest.mark.parametrize("variant", ["default", "jsonl-keep"])
+def test_sqlite_and_postgresql_exports_are_identical(
+    world: World, postgres_server: PgServer, variant: str
+) -> None:
+    _, pg_url = _pg_copy(postgres_server, world.db_path)
+    if variant == "default":
+        approval = world.write_approval()
+    else:
+        approval = world.write_approval(
+            columns=JSONL_COLUMNS, privacy="", output_format="jsonl", filters=""
+        )
+    lite, lite_plain = _export(world, approval, world.source_url)
+    pg, pg_plain = _export(world, approval, pg_url)
+    assert lite.rows_written > 100
+    assert pg_plain == lite_plain
+    for key in ("matching", "written", "suppressed", "invalid_suppressed"):
+        assert pg.manifest["records"][key] == lite.manifest["records"][key]
+    assert pg.manifest["query"] == lite.manifest["query"]
+    assert pg.manifest["source"]["driver"] == "postgresql"
+    if variant == "default":
+        assert lite.manifest["records"]["class_sizes"] == pg.manifest["records"]["class_sizes"]
+    # plan agrees with both exports
+    report = api.plan(approval, pg_url, world.owner)
+    assert (report.matching_rows, report.written_rows) == (lite.matching_rows, lite.rows_written)
+
+
+def test_class_sizes_count_entities_not_rows(world: World, postgres_server: PgServer) -> None:
+    """The streaming counter agrees with a direct count of distinct entities per class."""
+    _, pg_url = _pg_copy(postgres_server, world.db_path)
+    approval = world.write_approval(privacy=_privacy(k=1))
+    lite, plain = _export(world, approval, world.source_url)
+    pg, _ = _export(world, approval, pg_url)
+    rows = list(csv.reader(io.StringIO(plain.decode())))[1:]
+    classes: dict[tuple[str, ...], set[str]] = {}
+    for r in rows:
+        classes.setdefault((r[1], r[2], r[4]), set()).add(r[0])
+    histogram: dict[str, int] = {}
+    for members in classes.values():
+        histogram[str(len(members))] = histogram.get(str(len(members)), 0) + 1
+    assert lite.manifest["records"]["class_sizes"] == histogram
+    assert pg.manifest["records"]["class_sizes"] == histogram
+    assert any(int(size) > 1 for size in histogram)
+
+
+def _privacy(k: int) -> str:
+    return (
+        f'[privacy]\nquasi_identifiers = ["birth_year", "district", "release_quarter"]\n'
+        f'k = {k}\non_violation = "suppress"\nmax_suppressed_fraction = 0.9\n'
+    )
+
+
+# ------------------------------------------------------------------------- golden table
+
+GOLDEN_SQLITE = """
+CREATE TABLE offenders (
+    offender_id      TEXT NOT NULL,
+    full_name        TEXT,
+    postcode         TEXT,
+    date_of_birth    DATE,
+    force_code       TEXT,
+    conviction_count INTEGER,
+    release_date     DATE
+);
+CREATE INDEX offenders_offender_id ON offenders (offender_id);
+"""
+GOLDEN_PG = """
+CREATE TABLE offenders (
+    offender_id      text NOT NULL,
+    full_name        text,
+    postcode         text,
+    date_of_birth    date,
+    force_code       text,
+    conviction_count integer,
+    release_date     date
+);
+"""
+
+
+def _golden_rows() -> list[tuple[object, ...]]:
+    with open(GOLDEN / "source.csv", encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        assert header == [
+            "offender_id",
+            "full_name",
+            "postcode",
+            "date_of_birth",
+            "force_code",
+            "conviction_count",
+            "release_date",
+        ]
+        # The file writes NULL as the two characters \N (an empty field is an empty string).
+        return [
+            tuple(
+                None if v == "\\N" else int(v) if i == 5 else v for i, v in enumerate(row)
+            )
+            for row in reader
+        ]
+
+
+def _golden_databases(tmp_path: Path, postgres_server: PgServer) -> tuple[str, str]:
+    rows = _golden_rows()
+    db = tmp_path / "golden.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(GOLDEN_SQLITE)
+        conn.executemany("INSERT INTO offenders VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.close()
+    name = f"golden_{uuid.uuid4().hex[:10]}"
+    url = postgres_server.create_database(name)
+    with psycopg.connect(postgres_server.conninfo(name)) as pg:
+        pg.execute(GOLDEN_PG)
+        with pg.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO offenders VALUES (%s, %s, %s, %s, %s, %s, %s)", rows
+            )
+    return f"sqlite:///{db}", url
+
+
+def _golden_expected(world: World) -> bytes:
+    """expected.csv with each ``{pseudonym:ID}`` replaced by the reference pseudonym of ID."""
+    key = KeyStore(world.exporter, scrypt_log_n=TEST_LOG_N).pseudonym_key("test-key")
+    text = (GOLDEN / "expected.csv").read_bytes().decode("utf-8")
+    out = []
+    for cell_line in text.split("\r\n"):
+        while "{pseudonym:" in cell_line:
+            start = cell_line.index("{pseudonym:")
+            end = cell_line.index("}", start)
+            ident = cell_line[start + len("{pseudonym:") : end]
+            cell_line = (
+                cell_line[:start]
+                + pseudonym_reference(key, "APR-GOLDEN-1", ident)
+                + cell_line[end + 1 :]
+            )
+        out.append(cell_line)
+    return "\r\n".join(out).encode("utf-8")
+
+
+def test_golden_table_on_sqlite_and_postgresql(
+    world: World, tmp_path: Path, postgres_server: PgServer
+) -> None:
+    lite_url, pg_url = _golden_databases(tmp_path, postgres_server)
+    columns = (GOLDEN / "columns.toml").read_text(encoding="utf-8")
+    approval = world.write_approval(
+        approval_id="APR-GOLDEN-1", columns=columns, privacy="", filters=""
+    )
+    expected = _golden_expected(world)
+    lite, lite_plain = _export(world, approval, lite_url)
+    pg, pg_plain = _export(world, approval, pg_url)
+    assert lite_plain == expected
+    assert pg_plain == expected
+    assert lite.matching_rows == pg.matching_rows == 30
+    # rows whose force code is not in the map are dropped (on_invalid = "suppress_row")
+    assert lite.rows_written == pg.rows_written == expected.count(b"\r\n") - 1
+
+
+def test_golden_invalid_value_errors_name_row_and_column_on_both(
+    world: World, tmp_path: Path, postgres_server: PgServer
+) -> None:
+    lite_url, pg_url = _golden_databases(tmp_path, postgres_server)
+    columns = (
+        '[[column]]\nname = "district"\nsource = "postcode"\ntransform = "postcode_trunc"\n'
+        'level = "district"\nrole = "sensitive"\n'
+    )
+    approval = world.write_approval(
+        approval_id="APR-GOLDEN-2", columns=columns, privacy="", filters="", pseudonym=False
+    )
+    messages = []
+    for url in (lite_url, pg_url):
+        with pytest.raises(PolicyError) as info:
+            world.counter += 1
+            api.export(approval, url, "analyst", world.root / f"e{world.counter}.sxb", world.exporter)
+        messages.append(info.value.message)
+        assert "column 'district'" in info.value.message
+        assert "row " in info.value.message
+        assert not list(world.root.glob("*.partial"))
+    assert messages[0] == messages[1]
+
+
+# ------------------------------------------------------------------------- snapshot
+
+
+def test_rows_inserted_during_an_export_do_not_appear(
+    world: World, postgres_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another connection commits new matching rows between the two passes: the export's
+    snapshot sees neither them nor a changed count, so the consistency check passes."""
+    name, pg_url = _pg_copy(postgres_server, world.db_path)
+    approval = world.write_approval()
+    before, before_plain = _export(world, approval, pg_url)
+
+    original = pipeline.count_pass
+    inserted = []
+
+    def count_then_insert(*args: object, **kwargs: object) -> pipeline.Counts:
+        counts = original(*args, **kwargs)  # type: ignore[arg-type]
+        with psycopg.connect(postgres_server.conninfo(name), autocommit=True) as other:
+            other.execute(
+                "INSERT INTO offenders (offender_id, postcode, date_of_birth, force_code, "
+                "conviction_count, release_date, ppo_flag) "
+                "SELECT offender_id || 'X', postcode, date_of_birth, force_code, "
+                "conviction_count, release_date, ppo_flag FROM offenders "
+                "WHERE force_code = 'WMP'"
+            )
+        inserted.append(True)
+        return counts
+
+    monkeypatch.setattr(pipeline, "count_pass", count_then_insert)
+    during, during_plain = _export(world, approval, pg_url)
+    assert inserted
+    assert during.matching_rows == before.matching_rows
+    assert during_plain == before_plain
+    monkeypatch.undo()
+    after, _ = _export(world, approval, pg_url)
+    assert after.matching_rows == 2 * before.matching_rows
