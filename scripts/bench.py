@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench-output"
 SX = [str(ROOT / ".venv" / "bin" / "securexport")]
 EPISODES_PER_PERSON = 1.24  # synthetic.iter_rows: 80% one row, 16% two, 4% three
-PASSWORD = "bench-baseline-password-not-secret"  # noqa: S105 - the baseline's throwaway password
+PASSWORD = "bench-baseline-password-not-secret"
 PROJECTED = ("offender_id", "date_of_birth", "postcode", "conviction_count", "release_date")
 
 COLUMNS = """
@@ -101,10 +101,12 @@ class Measure:
         return [self.name, f"{self.wall:.2f}", rows_s, mb_s, f"{self.rss_kb / 1024:,.0f}"]
 
 
-def run(argv: list[str] | str, *, env: dict[str, str] | None = None, shell: bool = False) -> Measure:
+def run(
+    argv: list[str] | str, *, env: dict[str, str] | None = None, shell: bool = False
+) -> Measure:
     """Run one fresh child; wall time and its peak RSS (from wait4), failing loudly."""
     start = time.perf_counter()
-    proc = subprocess.Popen(  # noqa: S603 - our own fixed commands
+    proc = subprocess.Popen(
         ["/bin/bash", "-o", "pipefail", "-c", argv] if shell else argv,
         env=env,
         stdout=subprocess.PIPE,
@@ -258,11 +260,8 @@ def sx(setup: Setup, role: str, *args: str) -> list[str]:
 def export(setup: Setup, url: str, name: str) -> tuple[Measure, Path, dict[str, object]]:
     bundle = setup.root / f"{name}.sxb"
     bundle.unlink(missing_ok=True)
-    m = run(
-        sx(setup, "exporter", "export", str(setup.approval), "--source", url, "--as", "exporter")
-        + ["-o", str(bundle)],
-        env=setup.env,
-    )
+    args = ["export", str(setup.approval), "--source", url, "--as", "exporter", "-o", str(bundle)]
+    m = run(sx(setup, "exporter", *args), env=setup.env)
     with zipfile.ZipFile(bundle) as zf:
         manifest = json.loads(zf.read("manifest.json"))
     m.name = name
@@ -274,7 +273,7 @@ def export(setup: Setup, url: str, name: str) -> tuple[Measure, Path, dict[str, 
 def baseline_export(db: Path, work: Path, rows: int, nbytes: int) -> Measure:
     out = work / "baseline.zip"
     out.unlink(missing_ok=True)
-    select = f"SELECT {', '.join(PROJECTED)} FROM offenders"  # noqa: S608 - constant text
+    select = f"SELECT {', '.join(PROJECTED)} FROM offenders"
     cmd = (
         f"sqlite3 -csv -header {shlex.quote(str(db))} {shlex.quote(select)} | "
         f"7z a -tzip -mem=AES256 -p{PASSWORD} -si{shlex.quote('offenders.csv')} "
@@ -286,7 +285,7 @@ def baseline_export(db: Path, work: Path, rows: int, nbytes: int) -> Measure:
 
 
 def projected_csv_bytes(db: Path) -> int:
-    select = f"SELECT {', '.join(PROJECTED)} FROM offenders"  # noqa: S608 - constant text
+    select = f"SELECT {', '.join(PROJECTED)} FROM offenders"
     cmd = f"sqlite3 -csv -header {shlex.quote(str(db))} {shlex.quote(select)} | wc -c"
     return int(run(cmd, shell=True).stdout.decode().strip())  # type: ignore[attr-defined]
 
@@ -308,16 +307,30 @@ def baseline_decrypt(setup: Setup, bundle: Path, rows: int, nbytes: int) -> Meas
     return m
 
 
-def postgres_url(db: Path, rows: int) -> tuple[object, str]:
+def postgres_url(db: Path, rows: int) -> tuple[dict[str, str], str]:
+    """Start a throwaway server and load ``db`` into it, in a child (the parent stays small)."""
+    print(f"bench: loading {rows} rows into PostgreSQL…", file=sys.stderr, flush=True)
+    got = run([sys.executable, __file__, "--child-pg-start", str(db)])
+    info = json.loads(got.stdout)  # type: ignore[attr-defined]
+    return info, info["url"]
+
+
+def _child_pg_start(db: Path) -> None:
     from securexport.synthetic import load_into_postgres
     from tests.support.pg import start_postgres
 
     server = start_postgres()
     url = server.create_database("bench")
-    print(f"bench: loading {rows} rows into PostgreSQL…", file=sys.stderr, flush=True)
     load_into_postgres(db, url)
     server.psql("VACUUM ANALYZE offenders", dbname="bench")
-    return server, url
+    info = {"root": str(server.root), "bindir": str(server.bindir), "port": str(server.port)}
+    print(json.dumps({**info, "url": url}))
+
+
+def _stop_pg(info: dict[str, str]) -> None:
+    from tests.support.pg import PgServer
+
+    PgServer(Path(info["root"]), Path(info["bindir"]), int(info["port"])).stop()
 
 
 def version_startup() -> Measure:
@@ -368,11 +381,40 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also export 5 x --rows and print the peak RSS ratio",
     )
+    parser.add_argument("--child-setup", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child-pg-start", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_setup:
+        s = make_setup(Path(args.child_setup[0]), int(args.child_setup[1]))
+        print(json.dumps({"env": s.env, "homes": {k: str(v) for k, v in s.homes.items()}}))
+        return 0
+    if args.child_pg_start:
+        _child_pg_start(args.child_pg_start)
+        return 0
+    # Everything heavy (the 1M-row database, log_n 18 key files, the PostgreSQL load) happens
+    # in children: a child's peak RSS starts at its parent's, so the parent must stay small.
     OUT.mkdir(exist_ok=True)
-    db = ensure_db(args.rows)
+    run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+            f"from scripts.bench import ensure_db; ensure_db({args.rows})",
+        ]
+    )
+    db = OUT / f"offenders-{args.rows}.db"
     rows = count_rows(db)
-    setup = make_setup(OUT / "run", row_cap=max(rows, 5 * rows) + 1)
+    root = OUT / "run"
+    got = json.loads(
+        run([sys.executable, __file__, "--child-setup", str(root), str(5 * rows + 1)]).stdout  # type: ignore[attr-defined]
+    )
+    setup = Setup(
+        root,
+        got["env"],
+        root / "approval.toml",
+        {k: Path(v) for k, v in got["homes"].items()},
+        root / "recipient-identity.txt",
+    )
     url = f"sqlite:///{db}"
     results: list[Measure] = []
     notes: list[str] = []
@@ -391,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             pg, _, _ = export(setup, pg_url, "export (PostgreSQL)")
             results.append(pg)
         finally:
-            server.stop()  # type: ignore[attr-defined]
+            _stop_pg(server)
 
     plan = run(
         sx(setup, "owner", "approval", "plan", str(setup.approval), "--source", url),
@@ -421,7 +463,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.memory_check:
         big_rows = 5 * args.rows
-        big_db = ensure_db(big_rows)
+        run(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+                f"from scripts.bench import ensure_db; ensure_db({big_rows})",
+            ]
+        )
+        big_db = OUT / f"offenders-{big_rows}.db"
         big, _, _ = export(setup, f"sqlite:///{big_db}", f"export (SQLite, {big_rows:,} rows)")
         results.append(big)
         notes.append(
@@ -438,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         print(note)
     ledger_bench = ROOT / "scripts" / "bench_ledger.py"
     if ledger_bench.exists():
-        got = subprocess.run(  # noqa: S603 - our own script
+        got = subprocess.run(
             [sys.executable, str(ledger_bench)], capture_output=True, text=True, check=False
         )
         print()

@@ -17,11 +17,16 @@ from pathlib import Path
 from securexport import transforms
 from securexport.approval import Approval
 from securexport.errors import VerificationError
+from securexport.limits import DEFAULT_LIMITS
 
 Row = list[str | None]
 
 
 def _csv_rows(path: Path) -> Iterator[Row]:
+    # The csv module refuses fields above 128 KiB by default, but an export writes cells up to
+    # Limits.max_cell_bytes: without this a legitimate bundle with a large cell would not open.
+    if csv.field_size_limit() < DEFAULT_LIMITS.max_cell_bytes:
+        csv.field_size_limit(DEFAULT_LIMITS.max_cell_bytes)
     with open(path, encoding="utf-8", newline="") as fh:
         for row in csv.reader(fh, strict=True):
             yield [cell if cell != "" else None for cell in row]

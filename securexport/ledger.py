@@ -1,4 +1,4 @@
-"""The export register: an append-only RFC 6962 Merkle log of signed manifests, on SQLite.
+"""The export register: an append-only RFC 6962 Merkle log of signed manifests (SQLite or PG).
 
 Each export appends one entry whose Merkle leaf is the exact signed manifest bytes.  Every append
 runs in one ``BEGIN IMMEDIATE`` transaction that re-checks the approval's run count, inserts the
@@ -16,6 +16,13 @@ holds the portable queries; :class:`_PostgresStore` (a team ledger, opened from 
 ``postgresql+psycopg://`` URL) reuses them and overrides only what differs: the connection, the
 write lock (a transaction-scoped advisory lock in place of ``BEGIN IMMEDIATE``), the column
 types, the triggers, and streaming.  :func:`open_ledger` chooses between them.
+
+Crash safety (tests/test_ledger_crash.py kills an export at each stage): an append either
+commits whole or leaves no trace, and a bundle is renamed into place only after its entry is
+committed, so no bundle exists without its entry.  The converse can happen: an entry whose
+bundle was never written (``ledger list`` shows it; ``ledger verify`` accepts it) means the run
+died after logging, leaving ``<out>.partial`` files that the next export to that name reports.
+Such a run used one run of its approval.
 """
 
 from __future__ import annotations

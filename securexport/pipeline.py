@@ -306,6 +306,12 @@ class _WriterThread:
         self._thread.join()
         self._check()
 
+    def abandon(self) -> None:
+        """Stop after the queued batches without raising (the caller is failing already)."""
+        self._error = self._error or RuntimeError("abandoned")
+        self._queue.put(None)
+        self._thread.join()
+
 
 def _transform_rows_slowly(
     plan: CompiledPlan, batch: list[Any], first_row: int
@@ -398,6 +404,8 @@ def write_rows(
             written += len(rows)
             if progress is not None:
                 progress.update(len(batch))
-    finally:
-        sink.finish()
+    except BaseException:
+        sink.abandon()
+        raise
+    sink.finish()
     return written

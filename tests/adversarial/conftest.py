@@ -46,9 +46,9 @@ class _Summary:
             if name == "adversarial_case" and report.outcome in ("passed", "failed"):
                 self.totals["cases"] += 1
             elif name == "external_vectors":
-                self.totals["vectors"] += int(value)
+                self.totals["vectors"] += int(str(value))
             elif name == "fuzz_executions":
-                self.totals["fuzz"] += int(value)
+                self.totals["fuzz"] += int(str(value))
 
     @staticmethod
     def line(totals: dict[str, int]) -> str:
@@ -60,7 +60,7 @@ class _Summary:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         workerinput = getattr(session.config, "workerinput", None)
-        if workerinput is None:
+        if workerinput is None or workerinput.get("adversarial_summary_on_controller"):
             return  # printed by pytest_terminal_summary
         shared = Path(tempfile.gettempdir()) / f"securexport-adv-{workerinput['testrunuid']}"
         shared.mkdir(exist_ok=True)
@@ -80,6 +80,11 @@ class _Summary:
                     path.unlink()
         with contextlib.suppress(OSError):
             shared.rmdir()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist controller (it loaded this conftest too): it prints, the workers need not."""
+        node.workerinput["adversarial_summary_on_controller"] = True
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not hasattr(terminalreporter.config, "workerinput"):

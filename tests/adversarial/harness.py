@@ -139,7 +139,9 @@ class Ctx:
     def verify(self, bundle: Path, role: str = "recipient") -> int:
         return self.api(api.verify, bundle, self.env(role))
 
-    def export(self, approval: Path | None = None, *, out: Path | None = None, source: str | None = None) -> int:
+    def export(
+        self, approval: Path | None = None, *, out: Path | None = None, source: str | None = None
+    ) -> int:
         out = out or self.root / f"out-{uuid.uuid4().hex[:8]}.sxb"
         self.outputs.append(out)
         return self.api(
@@ -170,8 +172,11 @@ class Ctx:
         self.messages.append(result.stderr)
         if result.exit_code != 0:
             assert result.stdout == "", "stdout must stay empty on failure"
-            assert result.stderr.startswith("securexport: error: "), result.stderr
-            assert "Traceback" not in result.stderr or "-v" in args
+            if "-v" in args:  # a traceback first, then the one-line error
+                assert "\nsecurexport: error: " in result.stderr, result.stderr
+            else:
+                assert result.stderr.startswith("securexport: error: "), result.stderr
+                assert "Traceback" not in result.stderr
         return result.exit_code
 
     # ------------------------------------------------------------------ bundle surgery
@@ -369,7 +374,9 @@ def run_case(case: Case, ctx: Ctx) -> None:
     """Run ``case`` and hold the outcome to its data."""
     observed = case.run(ctx)
     detail = " | ".join(m.strip() for m in ctx.messages if m.strip())
-    assert observed == case.exit_code, f"{case.id}: exit {observed}, expected {case.exit_code}: {detail}"
+    assert observed == case.exit_code, (
+        f"{case.id}: exit {observed}, expected {case.exit_code}: {detail}"
+    )
     if case.message is not None:
         assert re.search(case.message, detail), f"{case.id}: caught by another check: {detail}"
     assert not ctx.leaks(), f"{case.id}: the canary leaked into a message: {detail}"

@@ -43,6 +43,8 @@ EXIT_NAMES: dict[int, str] = {
 
 VIAS = ("api", "cli", "subprocess")
 
+RecordProperty = Callable[[str, object], None]  # pytest's record_property fixture
+
 
 @dataclass(frozen=True)
 class Case:
@@ -56,6 +58,7 @@ class Case:
     message: str | None  # a regex the error message must match: *which* check caught it
     run: Callable[[Any], int]
     slow: bool = False
+    known_issue: str | None = None  # expected to fail today (strict xfail): what is wrong
 
     @property
     def exit_text(self) -> str:
@@ -74,6 +77,7 @@ def case(
     via: str = "api",
     message: str | None = None,
     slow: bool = False,
+    known_issue: str | None = None,
 ) -> Callable[[Callable[[Any], int]], Callable[[Any], int]]:
     """Register the decorated function as the case ``<category>-<slug>``.
 
@@ -89,7 +93,7 @@ def case(
         full = f"{category}-{slug}"
         if full in CASES:
             raise ValueError(f"duplicate adversarial case {full}")
-        CASES[full] = Case(full, category, title, exit_code, via, message, fn, slow)
+        CASES[full] = Case(full, category, title, exit_code, via, message, fn, slow, known_issue)
         return fn
 
     return register
@@ -97,11 +101,15 @@ def case(
 
 def params(category: str) -> list[Any]:
     """pytest parameters for one category's cases."""
-    return [
-        pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else [])
-        for c in CASES.values()
-        if c.category == category
-    ]
+    out = []
+    for c in CASES.values():
+        if c.category != category:
+            continue
+        marks: list[Any] = [pytest.mark.slow] if c.slow else []
+        if c.known_issue:
+            marks.append(pytest.mark.xfail(reason=c.known_issue, strict=True))
+        out.append(pytest.param(c, id=c.id, marks=marks))
+    return out
 
 
 def load_all() -> dict[str, Case]:
@@ -129,11 +137,14 @@ def render_table(cases: dict[str, Case]) -> str:
     lines.append(f"{len(cases)} cases: " + ", ".join(f"{k} {n}" for k, n in counts.items()) + ".")
     for key, name in CATEGORIES.items():
         lines += ["", f"### {key}. {name} ({counts[key]})", ""]
-        lines += ["| case | what is attempted | exit | via | caught by |", "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "| case | what is attempted | exit | via | caught by |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for c in sorted((c for c in cases.values() if c.category == key), key=lambda c: c.id):
             caught = f"`{_cell(c.message)}`" if c.message else ""
-            lines.append(
-                f"| `{c.id}` | {_cell(c.title)} | {c.exit_text} | {c.via} | {caught} |"
-            )
+            if c.known_issue:
+                caught = f"**known issue**: {_cell(c.known_issue)}"
+            lines.append(f"| `{c.id}` | {_cell(c.title)} | {c.exit_text} | {c.via} | {caught} |")
     lines += ["", END]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ from securexport.bundle import (
 )
 from securexport.limits import Limits
 from tests.adversarial.harness import CANARY, Ctx, run_case
-from tests.adversarial.registry import Case, case, params
+from tests.adversarial.registry import Case, RecordProperty, case, params
 
 
 def flip(data: bytes, at: int | None = None) -> bytes:
@@ -89,7 +89,13 @@ def _raw_flip(ctx: Ctx) -> int:
 # --- members swapped, removed, added, duplicated ------------------------------------------
 
 
-@case("A", "members-reordered", 5, "manifest.json placed before payload.key.age", message="out of order")
+@case(
+    "A",
+    "members-reordered",
+    5,
+    "manifest.json placed before payload.key.age",
+    message="out of order",
+)
 def _reordered(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     order = list(MEMBER_ORDER[:-1])
@@ -98,7 +104,9 @@ def _reordered(ctx: Ctx) -> int:
 
 
 def _register_removed(member: str) -> None:
-    @case("A", f"{member}-removed", 5, f"{member} removed from the bundle", message=f"lacks {member}")
+    @case(
+        "A", f"{member}-removed", 5, f"{member} removed from the bundle", message=f"lacks {member}"
+    )
     def run(ctx: Ctx) -> int:
         members = ctx.members(ctx.bundle)
         del members[member]
@@ -146,21 +154,35 @@ for _slug, _title, _cut in (
     _register_truncation(_slug, _title, _cut)
 
 
-@case("A", "trailing-junk", 5, "64 bytes appended after the end record", message="malformed archive")
+@case(
+    "A", "trailing-junk", 5, "64 bytes appended after the end record", message="malformed archive"
+)
 def _trailing(ctx: Ctx) -> int:
     target = ctx.root / "trailing.sxb"
     target.write_bytes(ctx.bundle.read_bytes() + b"J" * 64)
     return ctx.decrypt(target)
 
 
-@case("A", "prepended-junk", 5, "a shell script prepended (self-extractor style)", message="malformed archive")
+@case(
+    "A",
+    "prepended-junk",
+    5,
+    "a shell script prepended (self-extractor style)",
+    message="malformed archive",
+)
 def _prepended(ctx: Ctx) -> int:
     target = ctx.root / "prepended.sxb"
     target.write_bytes(b"#!/bin/sh\nexit 0\n" + ctx.bundle.read_bytes())
     return ctx.decrypt(target)
 
 
-@case("A", "outer-member-deflated", 5, "an outer member compressed (deflate) instead of stored", message="compression method 8")
+@case(
+    "A",
+    "outer-member-deflated",
+    5,
+    "an outer member compressed (deflate) instead of stored",
+    message="compression method 8",
+)
 def _deflated(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     target = ctx.root / "deflated.sxb"
@@ -176,17 +198,29 @@ def _deflated(ctx: Ctx) -> int:
 
 def _csv(ctx: Ctx) -> tuple[dict[str, bytes], int]:
     files = ctx.plaintext(ctx.members(ctx.bundle))
-    (name, data), = files.items()
+    ((_name, data),) = files.items()
     return files, data.count(b"\r\n") - 1
 
 
-@case("A", "payload-aes128", 5, "payload entry encrypted with AES-128, manifest re-signed", message="not AES-256")
+@case(
+    "A",
+    "payload-aes128",
+    5,
+    "payload entry encrypted with AES-128, manifest re-signed",
+    message="not AES-256",
+)
 def _aes128(ctx: Ctx) -> int:
     files, rows = _csv(ctx)
     return ctx.decrypt(ctx.forge_content(files, rows, nbits=128))
 
 
-@case("A", "payload-ae1", 5, "payload entry in AE-1 (plaintext CRC exposed), re-signed", message="not AES-256")
+@case(
+    "A",
+    "payload-ae1",
+    5,
+    "payload entry in AE-1 (plaintext CRC exposed), re-signed",
+    message="not AES-256",
+)
 def _ae1(ctx: Ctx) -> int:
     files, rows = _csv(ctx)
     return ctx.decrypt(ctx.forge_content(files, rows, ae_version=1))
@@ -218,39 +252,75 @@ def _rewrap(ctx: Ctx, recipients: list[str]) -> Path:
     return ctx.write(ctx.resign(members), "rewrapped.sxb")
 
 
-@case("A", "key-file-for-someone-else", 5, "payload.key.age wrapped only for an outsider, re-signed", message="different number of keys")
+@case(
+    "A",
+    "key-file-for-someone-else",
+    5,
+    "payload.key.age wrapped only for an outsider, re-signed",
+    message="different number of keys",
+)
 def _key_outsider(ctx: Ctx) -> int:
     return ctx.decrypt(_rewrap(ctx, [ctx.world.ids["outsider"].age_recipient]))
 
 
-@case("A", "key-file-for-two-strangers", 4, "payload.key.age wrapped for two other keys (count right), re-signed", message="none of your keys")
+@case(
+    "A",
+    "key-file-for-two-strangers",
+    4,
+    "payload.key.age wrapped for two other keys (count right), re-signed",
+    message="none of your keys",
+)
 def _key_strangers(ctx: Ctx) -> int:
     a, b = agefile.generate_identity()[1], agefile.generate_identity()[1]
     return ctx.decrypt(_rewrap(ctx, [a, b]))
 
 
-@case("A", "key-file-passphrase", 5, "payload.key.age replaced by a passphrase (scrypt) file, re-signed", message="stanza type 'scrypt'")
+@case(
+    "A",
+    "key-file-passphrase",
+    5,
+    "payload.key.age replaced by a passphrase (scrypt) file, re-signed",
+    message="stanza type 'scrypt'",
+)
 def _key_scrypt(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     members[KEY_FILE] = agefile.passphrase_encrypt(b"x" * 43, b"guessable", log_n=2)
     return ctx.decrypt(ctx.write(ctx.resign(members)))
 
 
-@case("A", "key-file-from-other-export", 5, "payload.key.age swapped with another export's", message=r"payload\.key\.age does not match")
+@case(
+    "A",
+    "key-file-from-other-export",
+    5,
+    "payload.key.age swapped with another export's",
+    message=r"payload\.key\.age does not match",
+)
 def _key_swap(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     members[KEY_FILE] = ctx.members(ctx.second_bundle)[KEY_FILE]
     return ctx.decrypt(ctx.write(members))
 
 
-@case("A", "key-file-from-other-export-resigned", 5, "payload.key.age from another export, manifest re-signed and logged", message="failed to decrypt")
+@case(
+    "A",
+    "key-file-from-other-export-resigned",
+    5,
+    "payload.key.age from another export, manifest re-signed and logged",
+    message="failed to decrypt",
+)
 def _key_swap_resigned(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     members[KEY_FILE] = ctx.members(ctx.second_bundle)[KEY_FILE]
     return ctx.decrypt(ctx.write(ctx.resign(members)))
 
 
-@case("A", "payload-from-other-export", 5, "payload.zip swapped with another export's", message=r"payload\.zip does not match")
+@case(
+    "A",
+    "payload-from-other-export",
+    5,
+    "payload.zip swapped with another export's",
+    message=r"payload\.zip does not match",
+)
 def _payload_swap(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     members[PAYLOAD] = ctx.members(ctx.second_bundle)[PAYLOAD]
@@ -260,7 +330,13 @@ def _payload_swap(ctx: Ctx) -> int:
 # --- the file itself ------------------------------------------------------------------------
 
 
-@case("A", "bundle-is-directory", 7, "the bundle path is a directory", message="directory|not a regular file")
+@case(
+    "A",
+    "bundle-is-directory",
+    7,
+    "the bundle path is a directory",
+    message="directory|not a regular file",
+)
 def _is_dir(ctx: Ctx) -> int:
     target = ctx.root / "dir.sxb"
     target.mkdir()
@@ -273,7 +349,13 @@ def _missing(ctx: Ctx) -> int:
     return ctx.decrypt(ctx.root / "nowhere.sxb")
 
 
-@case("A", "bundle-over-size-limit", 5, "a bundle above max_bundle_bytes is refused before parsing", message="size limit")
+@case(
+    "A",
+    "bundle-over-size-limit",
+    5,
+    "a bundle above max_bundle_bytes is refused before parsing",
+    message="size limit",
+)
 def _too_big(ctx: Ctx) -> int:
     return ctx.api(api.verify, ctx.bundle, ctx.world.recipient, Limits(max_bundle_bytes=4096))
 
@@ -291,6 +373,6 @@ def _readme(ctx: Ctx) -> int:
 
 
 @pytest.mark.parametrize("case", params("A"))
-def test_case(case: Case, ctx: Ctx, record_property: pytest.RecordProperty) -> None:
+def test_case(case: Case, ctx: Ctx, record_property: RecordProperty) -> None:
     record_property("adversarial_case", case.id)
     run_case(case, ctx)

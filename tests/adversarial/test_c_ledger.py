@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securexport.bundle import MANIFEST, MANIFEST_SIG, RECEIPT
 from securexport.ledger import Ledger, parse_receipt
 from tests.adversarial.harness import Ctx, run_case
-from tests.adversarial.registry import Case, case, params
+from tests.adversarial.registry import Case, RecordProperty, case, params
 from tests.support.world import FIXED_NOW
 
 
@@ -27,12 +27,25 @@ def _second_receipt(ctx: Ctx) -> bytes:
     return ctx.members(ctx.second_bundle)[RECEIPT]
 
 
-@case("C", "receipt-from-other-bundle", 5, "receipt.tlog taken from another export's bundle", message="does not prove")
+@case(
+    "C",
+    "receipt-from-other-bundle",
+    5,
+    "receipt.tlog taken from another export's bundle",
+    message="does not prove",
+)
 def _other(ctx: Ctx) -> int:
     return _with_receipt(ctx, _second_receipt(ctx))
 
 
-@case("C", "proof-hash-flipped", 5, "one bit flipped in the inclusion proof's hash", via="cli", message="does not prove")
+@case(
+    "C",
+    "proof-hash-flipped",
+    5,
+    "one bit flipped in the inclusion proof's hash",
+    via="cli",
+    message="does not prove",
+)
 def _flipped(ctx: Ctx) -> int:
     receipt = parse_receipt(_second_receipt(ctx))
     assert receipt.proof, "entry 1 has a one-hash proof"
@@ -44,7 +57,13 @@ def _flipped(ctx: Ctx) -> int:
     return ctx.cli(["verify", str(ctx.write(members))])
 
 
-@case("C", "proof-hash-appended", 5, "an extra hash appended to the inclusion proof", message="does not prove")
+@case(
+    "C",
+    "proof-hash-appended",
+    5,
+    "an extra hash appended to the inclusion proof",
+    message="does not prove",
+)
 def _appended(ctx: Ctx) -> int:
     receipt = parse_receipt(_second_receipt(ctx))
     forged = type(receipt)(receipt.index, (*receipt.proof, b"\x00" * 32), receipt.checkpoint)
@@ -58,7 +77,13 @@ def _index(ctx: Ctx) -> int:
     return _with_receipt(ctx, forged.to_bytes(), "second")
 
 
-@case("C", "checkpoint-signed-by-other-key", 5, "a checkpoint with the right origin, signed by a key nobody trusts", message="not signed by the log|no trusted|signature|verif")
+@case(
+    "C",
+    "checkpoint-signed-by-other-key",
+    5,
+    "a checkpoint with the right origin, signed by a key nobody trusts",
+    message="not signed by the log|no trusted|signature|verif",
+)
 def _other_key(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     with Ledger.open(ctx.world.exporter.home.ledger_path) as real:
@@ -79,7 +104,13 @@ def _other_key(ctx: Ctx) -> int:
     return ctx.verify(ctx.write(members))
 
 
-@case("C", "checkpoint-from-other-ledger", 5, "the manifest logged in the outsider's own ledger instead", message="not signed by the log|no trusted|signature|verif")
+@case(
+    "C",
+    "checkpoint-from-other-ledger",
+    5,
+    "the manifest logged in the outsider's own ledger instead",
+    message="not signed by the log|no trusted|signature|verif",
+)
 def _other_ledger(ctx: Ctx) -> int:
     from securexport.keys import KeyStore
     from tests.support.world import TEST_LOG_N
@@ -102,7 +133,13 @@ def _other_ledger(ctx: Ctx) -> int:
     return ctx.verify(ctx.write(members))
 
 
-@case("C", "receipt-missing", 5, "receipt.tlog absent (the export was never logged)", message="lacks receipt.tlog")
+@case(
+    "C",
+    "receipt-missing",
+    5,
+    "receipt.tlog absent (the export was never logged)",
+    message="lacks receipt.tlog",
+)
 def _missing(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     del members[RECEIPT]
@@ -114,13 +151,25 @@ def _empty(ctx: Ctx) -> int:
     return _with_receipt(ctx, b"")
 
 
-@case("C", "receipt-checkpoint-cut", 5, "the checkpoint's signature line cut off", message="receipt|note|signature|checkpoint")
+@case(
+    "C",
+    "receipt-checkpoint-cut",
+    5,
+    "the checkpoint's signature line cut off",
+    message="receipt|note|signature|checkpoint",
+)
 def _cut(ctx: Ctx) -> int:
     receipt = ctx.members(ctx.bundle)[RECEIPT]
     return _with_receipt(ctx, receipt[: receipt.rindex(b"\n\xe2\x80\x94")] + b"\n")
 
 
-@case("C", "receipt-non-canonical-base64", 5, "a proof hash in non-canonical base64", message="malformed ledger receipt")
+@case(
+    "C",
+    "receipt-non-canonical-base64",
+    5,
+    "a proof hash in non-canonical base64",
+    message="malformed ledger receipt",
+)
 def _b64(ctx: Ctx) -> int:
     text = _second_receipt(ctx).decode()
     receipt = parse_receipt(text.encode())
@@ -131,13 +180,25 @@ def _b64(ctx: Ctx) -> int:
     return _with_receipt(ctx, text.replace(good, bad, 1).encode(), "second")
 
 
-@case("C", "receipt-for-old-manifest", 5, "manifest edited and re-signed, but not logged again", message="does not prove")
+@case(
+    "C",
+    "receipt-for-old-manifest",
+    5,
+    "manifest edited and re-signed, but not logged again",
+    message="does not prove",
+)
 def _stale(ctx: Ctx) -> int:
     members = ctx.resign(ctx.members(ctx.bundle), relog=False)
     return ctx.verify(ctx.write(members))
 
 
-@case("C", "receipt-oversized", 5, "a 300 KiB receipt (limit 256 KiB)", message="larger than allowed|larger than")
+@case(
+    "C",
+    "receipt-oversized",
+    5,
+    "a 300 KiB receipt (limit 256 KiB)",
+    message="larger than allowed|larger than",
+)
 def _big(ctx: Ctx) -> int:
     return _with_receipt(ctx, b"c2sp.org/tlog-proof@v1\n" + b"A" * (300 << 10))
 
@@ -155,6 +216,6 @@ def _extra(ctx: Ctx) -> int:
 
 
 @pytest.mark.parametrize("case", params("C"))
-def test_case(case: Case, ctx: Ctx, record_property: pytest.RecordProperty) -> None:
+def test_case(case: Case, ctx: Ctx, record_property: RecordProperty) -> None:
     record_property("adversarial_case", case.id)
     run_case(case, ctx)

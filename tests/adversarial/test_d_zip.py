@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.adversarial.harness import Ctx, run_case
-from tests.adversarial.registry import Case, case, params
+from tests.adversarial.registry import Case, RecordProperty, case, params
 from tests.test_zipcheck import E, aes_entry, aes_extra, build
 
 NAME = b"data/offenders.csv"
@@ -48,8 +48,18 @@ _NAMES: list[tuple[str, bytes, str, str]] = [
     ("unc-path", b"\\\\server\\share\\evil.csv", "backslash", "a UNC path"),
     ("double-slash", b"//server/share/evil.csv", "absolute name", "a `//server/share` name"),
     ("nul-in-name", b"data/offenders.csv\x00.txt", "control character", "a NUL inside the name"),
-    ("escape-in-name", b"data/\x1b[2Jevil.csv", "control character", "a terminal escape in the name"),
-    ("c1-control-in-name", "data/evil\u0085.csv".encode(), "control character", "a C1 control (NEL) in the name"),
+    (
+        "escape-in-name",
+        b"data/\x1b[2Jevil.csv",
+        "control character",
+        "a terminal escape in the name",
+    ),
+    (
+        "c1-control-in-name",
+        "data/evil\u0085.csv".encode(),
+        "control character",
+        "a C1 control (NEL) in the name",
+    ),
     ("directory-entry", b"data/", "empty path component", "a directory entry"),
 ]
 
@@ -64,7 +74,14 @@ for _args in _NAMES:
     _register_name(*_args)
 
 
-@case("D", "absolute-path-cli", 5, "payload entry with an absolute name, through `securexport decrypt`", via="cli", message="absolute name")
+@case(
+    "D",
+    "absolute-path-cli",
+    5,
+    "payload entry with an absolute name, through `securexport decrypt`",
+    via="cli",
+    message="absolute name",
+)
 def _abs_cli(ctx: Ctx) -> int:
     bundle = ctx.forge_payload(build([aes_entry(b"/tmp/securexport-evil.csv")]))
     return ctx.cli(["decrypt", str(bundle), "--as", "force", "-o", str(ctx.out)])
@@ -81,29 +98,59 @@ def _dup(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME), aes_entry(NAME)]))
 
 
-@case("D", "case-colliding-names", 5, "`data/offenders.csv` and `DATA/Offenders.csv`", message="duplicate")
+@case(
+    "D",
+    "case-colliding-names",
+    5,
+    "`data/offenders.csv` and `DATA/Offenders.csv`",
+    message="duplicate",
+)
 def _case(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME), aes_entry(b"DATA/Offenders.csv")]))
 
 
-@case("D", "unicode-normalisation-collision", 5, "NFC and NFD spellings of one name", message="duplicate")
+@case(
+    "D",
+    "unicode-normalisation-collision",
+    5,
+    "NFC and NFD spellings of one name",
+    message="duplicate",
+)
 def _nfd(ctx: Ctx) -> int:
     return _structural(
         ctx, build([aes_entry("data/é.csv".encode()), aes_entry("data/e\u0301.csv".encode())])
     )
 
 
-@case("D", "overlapping-entries", 5, "two central records sharing one local header (zip bomb)", message="overlap|disagrees")
+@case(
+    "D",
+    "overlapping-entries",
+    5,
+    "two central records sharing one local header (zip bomb)",
+    message="overlap|disagrees",
+)
 def _overlap(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME), aes_entry(b"data/b.csv", offset=0)]))
 
 
-@case("D", "local-central-name-mismatch", 5, "local header names `../evil`, central directory the data file", message="local header disagrees")
+@case(
+    "D",
+    "local-central-name-mismatch",
+    5,
+    "local header names `../evil`, central directory the data file",
+    message="local header disagrees",
+)
 def _mismatch(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME, local_name=b"../evil.csv1234567")]))
 
 
-@case("D", "unicode-path-extra", 5, "an Info-ZIP Unicode path field (7z would extract under it)", message="0x7075")
+@case(
+    "D",
+    "unicode-path-extra",
+    5,
+    "an Info-ZIP Unicode path field (7z would extract under it)",
+    message="0x7075",
+)
 def _upath(ctx: Ctx) -> int:
     up = struct.pack("<HHB", 0x7075, 5 + 8, 1) + b"\0\0\0\0" + b"../e.csv"
     return _structural(ctx, build([_aes(NAME, extra=aes_extra() + up)]))
@@ -114,22 +161,46 @@ def _many(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(f"data/{i}.csv".encode()) for i in range(65)]))
 
 
-@case("D", "prefixed-payload", 5, "junk before the payload's first entry", message="unexplained data|overlap|data between")
+@case(
+    "D",
+    "prefixed-payload",
+    5,
+    "junk before the payload's first entry",
+    message="unexplained data|overlap|data between",
+)
 def _prefix(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME)], prefix=b"MZ" + b"\0" * 62))
 
 
-@case("D", "archive-comment", 5, "an archive comment (where a second end record could hide)", message="archive comment|data between")
+@case(
+    "D",
+    "archive-comment",
+    5,
+    "an archive comment (where a second end record could hide)",
+    message="archive comment|data between",
+)
 def _comment(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME)], comment=b"PK\x05\x06" + b"\0" * 18))
 
 
-@case("D", "traditional-zipcrypto", 5, "a ZipCrypto (not AES) encrypted entry", message="inconsistent encryption|not allowed")
+@case(
+    "D",
+    "traditional-zipcrypto",
+    5,
+    "a ZipCrypto (not AES) encrypted entry",
+    message="inconsistent encryption|not allowed",
+)
 def _zipcrypto(ctx: Ctx) -> int:
     return _structural(ctx, build([E(NAME, method=8, flags=0x0801)]))
 
 
-@case("D", "high-ratio-entry", 5, "an entry claiming 2 GiB from 40 bytes (manifest agrees)", message="expands beyond the allowed ratio")
+@case(
+    "D",
+    "high-ratio-entry",
+    5,
+    "an entry claiming 2 GiB from 40 bytes (manifest agrees)",
+    message="expands beyond the allowed ratio",
+)
 def _ratio(ctx: Ctx) -> int:
     big = 2**31
 
@@ -139,7 +210,13 @@ def _ratio(ctx: Ctx) -> int:
     return ctx.decrypt(ctx.forge_payload(build([_aes(NAME, usize=big)]), edit))
 
 
-@case("D", "unknown-entry-name", 5, "a clean entry name the manifest does not list", message="names differ")
+@case(
+    "D",
+    "unknown-entry-name",
+    5,
+    "a clean entry name the manifest does not list",
+    message="names differ",
+)
 def _unknown(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(b"data/everyone.csv")]))
 
@@ -164,16 +241,30 @@ def _patch_usize(usize: int) -> Any:
     return patch
 
 
-@case("D", "size-header-too-small", 5, "real AES entry whose size fields (and manifest) claim 100 bytes", message="HMAC|larger than the manifest says")
+@case(
+    "D",
+    "size-header-too-small",
+    5,
+    "real AES entry whose size fields (and manifest) claim 100 bytes",
+    message="HMAC|larger than the manifest says",
+)
 def _lie_small(ctx: Ctx) -> int:
     data, rows = _plain(ctx)
     files = [{"path": NAME.decode(), "bytes": 100, "rows": rows, "hmac_sha256": "00" * 32}]
     return ctx.decrypt(
-        ctx.forge_content({NAME.decode(): data}, rows, manifest_files=files, patch=_patch_usize(100))
+        ctx.forge_content(
+            {NAME.decode(): data}, rows, manifest_files=files, patch=_patch_usize(100)
+        )
     )
 
 
-@case("D", "size-header-too-small-hmac-matches", 5, "as above, manifest HMAC over the first 100 bytes: the truncated CSV is refused", message="rows|fields|transform|CSV")
+@case(
+    "D",
+    "size-header-too-small-hmac-matches",
+    5,
+    "as above, manifest HMAC over the first 100 bytes: the truncated CSV is refused",
+    message="rows|fields|transform|CSV",
+)
 def _lie_small_hmac(ctx: Ctx) -> int:
     from securexport.bundle import file_hmac_key
 
@@ -185,7 +276,8 @@ def _lie_small_hmac(ctx: Ctx) -> int:
         doc["files"][0]["hmac_sha256"] = box["hmac"]
 
     def patch(payload: bytes) -> bytes:
-        return _patch_usize(100)(payload)
+        patched: bytes = _patch_usize(100)(payload)
+        return patched
 
     # The forger knows the password: compute the HMAC of what pyzipper will return.
     import hashlib
@@ -201,10 +293,18 @@ def _lie_small_hmac(ctx: Ctx) -> int:
     return ctx.decrypt(bundle)
 
 
-@case("D", "size-header-too-large", 5, "real AES entry whose size fields (and manifest) claim 1 byte more", message="HMAC")
+@case(
+    "D",
+    "size-header-too-large",
+    5,
+    "real AES entry whose size fields (and manifest) claim 1 byte more",
+    message="HMAC",
+)
 def _lie_large(ctx: Ctx) -> int:
     data, rows = _plain(ctx)
-    files = [{"path": NAME.decode(), "bytes": len(data) + 1, "rows": rows, "hmac_sha256": "00" * 32}]
+    files = [
+        {"path": NAME.decode(), "bytes": len(data) + 1, "rows": rows, "hmac_sha256": "00" * 32}
+    ]
     return ctx.decrypt(
         ctx.forge_content(
             {NAME.decode(): data}, rows, manifest_files=files, patch=_patch_usize(len(data) + 1)
@@ -220,13 +320,25 @@ def _flip_method(payload: bytes) -> bytes:
     return bytes(out.replace(needle, aes_extra(actual=0)))
 
 
-@case("D", "aes-method-field-flipped", 5, "the unauthenticated AES real-method field flipped to stored", message="inconsistent")
+@case(
+    "D",
+    "aes-method-field-flipped",
+    5,
+    "the unauthenticated AES real-method field flipped to stored",
+    message="inconsistent",
+)
 def _method(ctx: Ctx) -> int:
     data, rows = _plain(ctx)
     return ctx.decrypt(ctx.forge_content({NAME.decode(): data}, rows, patch=_flip_method))
 
 
-@case("D", "ciphertext-flipped", 5, "one ciphertext byte flipped in a real entry (HMAC fails only at its end)", message="failed to decrypt")
+@case(
+    "D",
+    "ciphertext-flipped",
+    5,
+    "one ciphertext byte flipped in a real entry (HMAC fails only at its end)",
+    message="failed to decrypt",
+)
 def _ciphertext(ctx: Ctx) -> int:
     data, rows = _plain(ctx)
 
@@ -241,7 +353,9 @@ def _ciphertext(ctx: Ctx) -> int:
 # --- the destination --------------------------------------------------------------------------
 
 
-@case("D", "destination-not-empty", 7, "DIR exists and holds a file", message="not an empty directory")
+@case(
+    "D", "destination-not-empty", 7, "DIR exists and holds a file", message="not an empty directory"
+)
 def _not_empty(ctx: Ctx) -> int:
     ctx.out.mkdir()
     mine = ctx.out / "mine.txt"
@@ -252,7 +366,13 @@ def _not_empty(ctx: Ctx) -> int:
     return code
 
 
-@case("D", "destination-partial-exists", 7, "DIR.partial exists (a killed run, or a planted directory)", message=r"\.partial exists")
+@case(
+    "D",
+    "destination-partial-exists",
+    7,
+    "DIR.partial exists (a killed run, or a planted directory)",
+    message=r"\.partial exists",
+)
 def _partial(ctx: Ctx) -> int:
     partial = ctx.out.with_name(ctx.out.name + ".partial")
     partial.mkdir()
@@ -262,7 +382,13 @@ def _partial(ctx: Ctx) -> int:
     return code
 
 
-@case("D", "destination-partial-symlink", 7, "DIR.partial is a symlink to another directory", message=r"\.partial exists")
+@case(
+    "D",
+    "destination-partial-symlink",
+    7,
+    "DIR.partial is a symlink to another directory",
+    message=r"\.partial exists",
+)
 def _partial_link(ctx: Ctx) -> int:
     elsewhere = ctx.root / "elsewhere"
     elsewhere.mkdir()
@@ -274,7 +400,14 @@ def _partial_link(ctx: Ctx) -> int:
     return code
 
 
-@case("D", "destination-symlink", 7, "DIR is a symlink to an empty directory elsewhere", via="cli", message="not an empty directory")
+@case(
+    "D",
+    "destination-symlink",
+    7,
+    "DIR is a symlink to an empty directory elsewhere",
+    via="cli",
+    message="not an empty directory",
+)
 def _dest_link(ctx: Ctx) -> int:
     elsewhere = ctx.root / "elsewhere"
     elsewhere.mkdir()
@@ -292,7 +425,12 @@ def _dest_file(ctx: Ctx) -> int:
     return ctx.decrypt(ctx.bundle)
 
 
-@case("D", "destination-empty-directory", 0, "DIR exists and is empty: used, files 0600 in 0700 directories")
+@case(
+    "D",
+    "destination-empty-directory",
+    0,
+    "DIR exists and is empty: used, files 0600 in 0700 directories",
+)
 def _dest_empty(ctx: Ctx) -> int:
     ctx.out.mkdir()
     ctx.allow_output = True
@@ -304,6 +442,6 @@ def _dest_empty(ctx: Ctx) -> int:
 
 
 @pytest.mark.parametrize("case", params("D"))
-def test_case(case: Case, ctx: Ctx, record_property: pytest.RecordProperty) -> None:
+def test_case(case: Case, ctx: Ctx, record_property: RecordProperty) -> None:
     record_property("adversarial_case", case.id)
     run_case(case, ctx)

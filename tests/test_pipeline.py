@@ -1,0 +1,64 @@
+"""The fast data path keeps the row-at-a-time path's results (securexport/pipeline.py)."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from securexport import pipeline
+from securexport.privacy import ClassCounter, EntityRunCounter
+
+
+def test_entity_run_counter_matches_class_counter_on_grouped_rows() -> None:
+    rng = random.Random(5)
+    rows = sorted(
+        (f"E{rng.randrange(300):04d}", (rng.choice("ab"), rng.randrange(3))) for _ in range(2000)
+    )
+    reference = ClassCounter()
+    for entity, qi in rows:
+        reference.add(qi, entity)
+    fast = EntityRunCounter()
+    for start in range(0, len(rows), 37):  # batches split entities across boundaries
+        chunk = rows[start : start + 37]
+        fast.add_rows([e for e, _ in chunk], [q for _, q in chunk])
+    assert sorted(fast.classes()) == sorted(reference.classes())
+    assert fast.matching_rows == reference.matching_rows == 2000
+
+
+def test_memo_never_answers_for_an_equal_value_of_another_type() -> None:
+    calls: list[object] = []
+
+    def text(value: object) -> object:
+        calls.append(value)
+        return repr(value)
+
+    memo: dict[object, object] = {}
+    out = pipeline._apply(text, memo, ["1", 1, 1.0, Decimal("1.0"), True, "1", date(2020, 1, 1)])
+    assert out == ["'1'", "1", "1.0", "Decimal('1.0')", "True", "'1'", "datetime.date(2020, 1, 1)"]
+    assert set(memo) == {"1", date(2020, 1, 1)}  # numbers are never stored
+    calls.clear()
+    assert pipeline._apply(text, memo, ["1", 1]) == ["'1'", "1"]
+    assert calls == [1]  # the str came from the memo, the int was computed again
+
+
+def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "_MEMO_LIMIT", 10)
+    memo: dict[object, object] = {}
+    assert pipeline._apply(str.upper, memo, [f"v{i}" for i in range(100)])[99] == "V99"  # type: ignore[arg-type]
+    assert len(memo) == 10
+
+
+def test_writer_thread_reraises_the_write_error() -> None:
+    class Broken:
+        def write(self, text: str) -> None:
+            raise OSError("disk full")
+
+    sink = pipeline._WriterThread(Broken())
+    sink.write("x")
+    with pytest.raises(OSError, match="disk full"):
+        for _ in range(100):
+            sink.write("y")
+        sink.finish()
