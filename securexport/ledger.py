@@ -324,12 +324,13 @@ class _SqliteStore:
             self.conn = sqlite3.connect(
                 str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
             )
+            self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
         except (OSError, sqlite3.Error) as exc:
+            # A full disk shows up here as "disk I/O error" from the WAL switch.
             raise FileError(f"cannot open the ledger {path}: {exc}") from exc
-        self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
         self.conn.close()

@@ -192,7 +192,6 @@ def _full_export(ctx: Ctx) -> int:
     "export under RLIMIT_FSIZE = 8 KiB, failing as the ledger opens",
     via="subprocess",
     message="no space left|ledger",
-    known_issue="ledger.py lets sqlite3.OperationalError ('disk I/O error' from PRAGMA journal_mode=WAL) escape: exit 1, not 7",
 )
 def _full_ledger(ctx: Ctx) -> int:
     ctx.bundle  # noqa: B018
