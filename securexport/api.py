@@ -238,6 +238,12 @@ def _plan_warnings(approval: Approval) -> list[str]:
                 f"filter on identifying column {flt.column!r} compares it with a literal value, "
                 "which sits in the clear approval"
             )
+    kept_text = [c.name for c in approval.columns if c.transform in ("keep", "mask", "map")]
+    if kept_text and approval.output_format == "csv":
+        warnings.append(
+            f"columns {', '.join(kept_text)} are written as they are: a cell starting with =, +, - "
+            "or @ is a spreadsheet formula to Excel; recipients must import the CSV as text"
+        )
     days = (approval.expires - approval.not_before).days
     if days > 92:
         warnings.append(f"the approval is valid for {days} days (more than 92)")
@@ -377,6 +383,17 @@ def _progress(env: Environment, total: int, desc: str) -> Iterator[Any]:
         bar.close()
 
 
+def _database_role(url: str) -> str | None:
+    """The database role the export ran as (recorded so least privilege can be audited)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).username
+    except ArgumentError:
+        return None
+
+
 def _sha256_file(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
@@ -510,6 +527,7 @@ def export(
                             run_date=run_date,
                             source_driver=source.driver,
                             dsn_fingerprint=source.dsn_fingerprint,
+                            source_role=_database_role(source_url),
                             schema_fp=schema_fp,
                             database_id=database_id,
                             live_columns=list(live),
@@ -592,6 +610,7 @@ def _build_manifest(
     run_date: date,
     source_driver: str,
     dsn_fingerprint: str,
+    source_role: str | None,
     schema_fp: str,
     database_id: str | None,
     live_columns: list[str],
@@ -665,6 +684,7 @@ def _build_manifest(
         "source": {
             "driver": source_driver,
             "dsn_fingerprint": dsn_fingerprint,
+            "role": source_role,
             "dataset": approval.dataset,
             "entity": approval.entity,
             "schema_sha256": schema_fp,
