@@ -71,6 +71,7 @@ REQUIRED_MEMBERS = frozenset(MEMBER_ORDER) - OPTIONAL_MEMBERS
 
 FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # archives leak no time
 CHUNK = 1024 * 1024
+PAYLOAD_DEFLATE_LEVEL = 1  # see PayloadWriter.open_entry
 HMAC_INFO = b"securexport/file-hmac/v1"
 _AES_STRENGTH_256 = 3
 _AE_2 = 2
@@ -238,6 +239,9 @@ class PayloadWriter:
             raise ValueError("another payload entry is still open, or the payload is closed")
         info = pyzipper.zipfile_aes.AESZipInfo(name, date_time=FIXED_DATE_TIME)
         info.compress_type = pyzipper.ZIP_DEFLATED
+        # Deflate level 1: 3x faster than zlib's default 6 on the export's CSV (0.7 s instead
+        # of 2.1 s per 45 MB), about 14% larger (docs/performance.md).
+        info._compresslevel = PAYLOAD_DEFLATE_LEVEL
         info.external_attr = _MEMBER_MODE
         info.create_system = 3
         with _disk_errors("the payload"):

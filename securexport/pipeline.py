@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import compress, repeat
+from operator import and_, itemgetter
 from typing import Any
 
 from securexport import transforms
@@ -46,6 +48,7 @@ class CompiledPlan:
     qi_positions: list[int]  # positions in approval.columns
     pass1_positions: list[int]  # columns evaluated in the counting pass
     memo: list[dict[object, object] | None] = field(default_factory=list)  # per column
+    int_memo: list[dict[object, object] | None] = field(default_factory=list)  # per column
     count_query: BuiltQuery | None = None  # the counting pass's query (default: ``query``)
     count_source_index: list[int] = field(default_factory=list)  # as source_index, count_query
     count_entity_index: int = 0
@@ -78,6 +81,7 @@ def compile_plan(
         qi_positions=qi,
         pass1_positions=pass1,
         memo=[{} if c.transform in _MEMOISED else None for c in approval.columns],
+        int_memo=[{} if c.transform in _MEMOISED else None for c in approval.columns],
         count_query=count_query,
         count_source_index=[
             counted.index(c.source) if c.source in counted else -1 for c in approval.columns
@@ -114,21 +118,34 @@ def prepare(
 _MEMOISED = frozenset(
     {"date_trunc", "age_band", "postcode_trunc", "bucket", "top_code", "map", "mask"}
 )
-_MEMO_TYPES = (str, date, type(None))
+_MEMO_TYPES: frozenset[type] = frozenset({str, date, type(None)})
+_INT_TYPES: frozenset[type] = frozenset({int, type(None)})
 _MEMO_LIMIT = 1 << 16  # entries per column; beyond it misses are computed, not stored
 _MISS = object()
 _BATCH = 10_000  # rows per batch: per-batch costs vanish, memory stays a few MB
 
 
 def _apply(
-    fn: Callable[[object], object], memo: dict[object, object] | None, values: Sequence[object]
+    fn: Callable[[object], object],
+    memo: dict[object, object] | None,
+    values: Sequence[object],
+    int_memo: dict[object, object] | None = None,
 ) -> list[object]:
-    """``[fn(v) for v in values]``, memoised; InvalidValueError propagates."""
+    """``[fn(v) for v in values]``, memoised; InvalidValueError propagates.
+
+    ``memo`` stores str, date and None keys only, so a lookup with any value can only hit a
+    key of the value's own type.  ``int_memo`` stores exact ints (and None) and is used only
+    for a batch whose values are all exact ints or None: ``True``, ``1.0`` or ``Decimal(1)``
+    never look it up (they equal ``1`` but may give another output).
+    """
     if memo is None:
         return [fn(v) for v in values]
-    get = memo.get
+    if int_memo is not None and set(map(type, values)) <= _INT_TYPES:
+        memo, store = int_memo, _INT_TYPES
+    else:
+        store = _MEMO_TYPES
     try:
-        out = [get(v, _MISS) for v in values]
+        out = list(map(memo.get, values, repeat(_MISS)))
     except TypeError:  # an unhashable value (a PostgreSQL array, say)
         return [fn(v) for v in values]
     if _MISS in out:
@@ -136,7 +153,7 @@ def _apply(
             if got is _MISS:
                 v = values[i]
                 got = out[i] = fn(v)
-                if type(v) in _MEMO_TYPES and len(memo) < _MEMO_LIMIT:
+                if type(v) in store and len(memo) < _MEMO_LIMIT:
                     memo[v] = got
     return out
 
@@ -144,12 +161,13 @@ def _apply(
 def _pseudonyms(fn: Callable[[object], object], values: Sequence[object]) -> list[object]:
     """Consecutive rows of one entity share a pseudonym (rows come ordered by entity)."""
     out: list[object] = []
+    append = out.append
     prev: object = _MISS
     prev_out: object = None
     for v in values:
         if v != prev or type(v) is not type(prev):
             prev, prev_out = v, fn(v)
-        out.append(prev_out)
+        append(prev_out)
     return out
 
 
@@ -164,11 +182,19 @@ class Counts:
     outcome: PrivacyOutcome | None
 
 
+def _source_columns(batch: list[Any], width: int) -> list[list[object]]:
+    """A batch of rows as columns (``list(map(itemgetter(i), batch))``: C speed, unlike
+    ``zip(*batch)``, which makes one iterator per row)."""
+    return [list(map(itemgetter(i), batch)) for i in range(width)] if batch else []
+
+
 def _columns(
-    plan: CompiledPlan, batch: list[Any], positions: Sequence[int], source_index: Sequence[int]
+    plan: CompiledPlan,
+    by_source: list[list[object]],
+    positions: Sequence[int],
+    source_index: Sequence[int],
 ) -> dict[int, list[object]]:
     """Output values of the columns at ``positions`` for a batch, column by column."""
-    by_source = list(zip(*batch, strict=True)) if batch else []
     out: dict[int, list[object]] = {}
     for pos in positions:
         values = by_source[source_index[pos]]
@@ -176,7 +202,7 @@ def _columns(
         if plan.approval.columns[pos].transform == "pseudonym":
             out[pos] = _pseudonyms(fn, values)
         else:
-            out[pos] = _apply(fn, plan.memo[pos], values)
+            out[pos] = _apply(fn, plan.memo[pos], values, plan.int_memo[pos])
     return out
 
 
@@ -216,7 +242,9 @@ def count_pass(snapshot: Snapshot, plan: CompiledPlan, progress: Any = None) -> 
     may_suppress = any(
         approval.columns[p].on_invalid == "suppress_row" for p in plan.pass1_positions
     )
-    for batch in snapshot.stream(plan.count_query or plan.query, batch_size=_BATCH):
+    count_query = plan.count_query or plan.query
+    width = len(count_query.selected)
+    for batch in snapshot.stream(count_query, batch_size=_BATCH):
         first_row = matching + 1
         matching += len(batch)
         if matching > approval.row_cap:
@@ -225,12 +253,13 @@ def count_pass(snapshot: Snapshot, plan: CompiledPlan, progress: Any = None) -> 
                 "nothing was exported",
                 hint="the data owner must narrow the filters or raise the cap",
             )
+        by_source = _source_columns(batch, width)
         try:
-            cols = _columns(plan, batch, plan.pass1_positions, plan.count_source_index)
+            cols = _columns(plan, by_source, plan.pass1_positions, plan.count_source_index)
         except transforms.InvalidValueError:
             invalid += _count_rows_slowly(plan, batch, first_row, counter)
         else:
-            entities = [row[plan.count_entity_index] for row in batch]
+            entities = by_source[plan.count_entity_index]
             qis: list[tuple[object, ...]] = (
                 list(zip(*(cols[p] for p in plan.qi_positions), strict=True))
                 if plan.qi_positions
@@ -350,6 +379,8 @@ def write_rows(
     # Only kept values need their text form; every other transform writes str or None.
     keep_positions = [i for i, c in enumerate(approval.columns) if c.transform == "keep"]
     csv_out = approval.output_format == "csv"
+    width = len(plan_.query.selected)
+    entity_index = plan_.entity_index
     written = 0
     row_number = 0
     sink = _WriterThread(entry)
@@ -361,30 +392,45 @@ def write_rows(
         for batch in snapshot.stream(plan_.query, batch_size=_BATCH):
             first_row = row_number + 1
             row_number += len(batch)
+            n = len(batch)
+            by_source = _source_columns(batch, width)
             try:
-                cols = _columns(plan_, batch, all_positions, plan_.source_index)
-                rows = [list(r) for r in zip(*(cols[p] for p in all_positions), strict=True)]
+                cols = _columns(plan_, by_source, all_positions, plan_.source_index)
+                columns = [cols[p] for p in all_positions]
             except transforms.InvalidValueError:
-                rows = _transform_rows_slowly(plan_, batch, first_row)
-            if on_entity is not None:  # carried past the filters as a last cell, then removed
-                for r, source_row in zip(rows, batch, strict=True):
-                    r.append(source_row[plan_.entity_index])
+                slow = _transform_rows_slowly(plan_, batch, first_row)
+                columns = [list(map(itemgetter(p), slow)) for p in all_positions]
+            # Which rows are written: neither an invalid value dropped (suppress_row) nor a
+            # class smaller than k.  Computed column by column, then applied to every column.
+            keep: list[bool] | None = None
             if may_suppress_row:
-                rows = [r for r in rows if suppress_marker not in r]
+                for c in columns:
+                    if suppress_marker in c:
+                        flags = [v is not suppress_marker for v in c]
+                        keep = flags if keep is None else list(map(and_, keep, flags))
             if suppress:
-                rows = [r for r in rows if tuple([r[p] for p in qi_positions]) not in small]
+                qis = (
+                    zip(*(columns[p] for p in qi_positions), strict=True)
+                    if qi_positions
+                    else repeat((), n)
+                )
+                flags = [q not in small for q in qis]
+                keep = flags if keep is None else list(map(and_, keep, flags))
+            if keep is not None:
+                columns = [list(compress(c, keep)) for c in columns]
             if on_entity is not None:
-                for r in rows:
-                    on_entity(r.pop())
+                entities = by_source[entity_index]
+                for e in entities if keep is None else compress(entities, keep):
+                    on_entity(e)
+            count = len(columns[0]) if columns else 0
             if csv_out:
                 for p in keep_positions:
-                    for r in rows:
-                        try:
-                            r[p] = to_text(r[p])
-                        except transforms.InvalidValueError as exc:
-                            raise _invalid(exc, row_number) from None
+                    try:
+                        columns[p] = [to_text(v) for v in columns[p]]
+                    except transforms.InvalidValueError as exc:
+                        raise _invalid(exc, row_number) from None
                 text = io.StringIO()
-                csv.writer(text, lineterminator="\r\n").writerows(rows)
+                csv.writer(text, lineterminator="\r\n").writerows(zip(*columns, strict=True))
                 chunk = text.getvalue()
             else:
                 lines = [
@@ -395,15 +441,15 @@ def write_rows(
                         ensure_ascii=False,
                         separators=(",", ":"),
                     )
-                    for values in rows
+                    for values in zip(*columns, strict=True)
                 ]
                 chunk = "\n".join(lines) + "\n" if lines else ""
             if chunk:
                 sink.write(chunk)
-            entry.add_rows(len(rows))
-            written += len(rows)
+            entry.add_rows(count)
+            written += count
             if progress is not None:
-                progress.update(len(batch))
+                progress.update(n)
     except BaseException:
         sink.abandon()
         raise

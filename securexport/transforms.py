@@ -345,7 +345,7 @@ def pseudonym_reference(key: bytes, domain: str, text: str) -> str:
 # base32 (RFC 4648 alphabet, lower-cased) two symbols (10 bits) at a time.
 _B32_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz234567"
 _B32_PAIRS: Final = tuple(a + b for a in _B32_ALPHABET for b in _B32_ALPHABET)
-_B32_SHIFTS: Final = tuple(range(120, -1, -10))  # 13 pairs = 130 bits = 128 bits + 2 zero bits
+_B32_TRIPLES: Final = tuple(a + b for a in _B32_PAIRS for b in _B32_ALPHABET)  # 15 bits
 
 
 def make_pseudonymiser(key: bytes, domain: str) -> Callable[[str], str]:
@@ -354,7 +354,7 @@ def make_pseudonymiser(key: bytes, domain: str) -> Callable[[str], str]:
     HMAC(K, m) = H((K' ^ opad) || H((K' ^ ipad) || m)).  The two padded key blocks, and the
     domain prefix of every message, are hashed once here; each value then costs two copies of
     a SHA-256 state and two short updates (DESIGN.md §9: 1.9x faster per row).  The base32
-    step uses a 1024-entry table instead of ``base64.b32encode`` (pure Python in 3.11, and
+    step uses tables of 2 and 3 symbols (1024 and 32768 entries) instead of ``base64.b32encode`` (pure Python in 3.11, and
     slower than the HMAC itself).  Raises UnicodeEncodeError for text with lone surrogates.
     """
     block = hashlib.sha256().block_size
@@ -365,7 +365,7 @@ def make_pseudonymiser(key: bytes, domain: str) -> Callable[[str], str]:
     inner.update(domain.encode("utf-8") + b"\x00")
     outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
     pairs = _B32_PAIRS
-    shifts = _B32_SHIFTS
+    t = _B32_TRIPLES
     from_bytes = int.from_bytes
 
     def pseudonymise(text: str) -> str:
@@ -373,8 +373,20 @@ def make_pseudonymiser(key: bytes, domain: str) -> Callable[[str], str]:
         i.update(text.encode("utf-8"))
         o = outer.copy()
         o.update(i.digest())
-        n = from_bytes(o.digest()[:16], "big") << 2
-        return "".join([pairs[(n >> s) & 1023] for s in shifts])
+        n = from_bytes(o.digest()[:16], "big") << 2  # 130 bits: 2 + 8 x 3 symbols of 5 bits
+        return "".join(
+            (
+                pairs[n >> 120],
+                t[n >> 105 & 32767],
+                t[n >> 90 & 32767],
+                t[n >> 75 & 32767],
+                t[n >> 60 & 32767],
+                t[n >> 45 & 32767],
+                t[n >> 30 & 32767],
+                t[n >> 15 & 32767],
+                t[n & 32767],
+            )
+        )
 
     return pseudonymise
 
@@ -512,14 +524,25 @@ def _body_age_band(column: Column, ctx: RunContext) -> Body:
 
 
 _POSTCODE = re.compile(r"([A-Z]{1,2})([0-9][A-Z0-9]?)([0-9])([A-Z]{2})|(GIR)()(0)(AA)")
+# The usual written form (upper case, at most one space, before the inward code) matched as it
+# is: removing whitespace and upper-casing would not change it, and the inward code is always
+# the last three characters, so the groups are those _POSTCODE finds in the normalised text.
+_POSTCODE_WRITTEN = re.compile(r"([A-Z]{1,2})([0-9][A-Z0-9]?) ?([0-9])[A-Z]{2}")
 _POSTCODE_LEVELS = ("area", "district", "sector")
 
 
 def _body_postcode_trunc(column: Column, ctx: RunContext) -> Body:
     level = _choice_param(column, "level", _POSTCODE_LEVELS)
     match = _POSTCODE.fullmatch
+    written = _POSTCODE_WRITTEN.fullmatch
 
     def postcode(value: object) -> str:
+        if type(value) is str and (w := written(value)) is not None:
+            if level == "area":
+                return w[1]
+            if level == "district":
+                return w[1] + w[2]
+            return f"{w[1]}{w[2]} {w[3]}"
         if not isinstance(value, str) or not value.isascii():
             raise _Invalid("not a postcode")
         m = match("".join(value.upper().split()))
@@ -829,3 +852,24 @@ def cell_validator(column: Column, *, run_date_unknown_ok: bool = True) -> CellV
     if transform == "mask":
         return _mask_validator(column)
     raise _bad_param(column, "unknown transform")
+
+
+@dataclass(frozen=True)
+class CellAlphabet:
+    """A cell shape checkable a whole column at a time (see :func:`cell_alphabet`)."""
+
+    length: int
+    symbols: str
+    last: str
+
+
+def cell_alphabet(column: Column) -> CellAlphabet | None:
+    """The batch form of :func:`cell_validator` for high-cardinality fixed-shape columns.
+
+    When not ``None``, a non-empty cell passes :func:`cell_validator` exactly when it has
+    ``length`` characters, all in ``symbols``, the last one also in ``last`` (empty/``None``
+    cells pass).  v1: pseudonyms (``[a-z2-7]{25}[aeimquy4]``).
+    """
+    if column.transform == "pseudonym":
+        return CellAlphabet(26, "abcdefghijklmnopqrstuvwxyz234567", "aeimquy4")
+    return None

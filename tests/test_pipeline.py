@@ -62,3 +62,43 @@ def test_writer_thread_reraises_the_write_error() -> None:
         for _ in range(100):
             sink.write("y")
         sink.finish()
+
+
+def test_int_memo_only_for_batches_of_exact_ints() -> None:
+    calls: list[object] = []
+
+    def text(value: object) -> object:
+        calls.append(value)
+        return repr(value)
+
+    memo: dict[object, object] = {}
+    ints: dict[object, object] = {}
+    assert pipeline._apply(text, memo, [1, 2, 1, None], ints) == ["1", "2", "1", "None"]
+    assert set(ints) == {1, 2, None} and not memo
+    calls.clear()
+    # True, 1.0 and Decimal("1") equal 1 but must never be answered from the int memo.
+    assert pipeline._apply(text, memo, [True, 1.0, Decimal("1"), 1], ints) == [
+        "True",
+        "1.0",
+        "Decimal('1')",
+        "1",
+    ]
+    assert calls == [True, 1.0, Decimal("1"), 1]
+
+
+def test_postcode_written_form_fast_path_matches_the_normalised_path() -> None:
+    from securexport import transforms
+
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(50_000):
+        parts = [rng.choice("AGIRZ9") for _ in range(rng.randrange(1, 4))]
+        parts += [rng.choice(["", " "]), rng.choice("0A9I"), rng.choice("AR0"), rng.choice("AR0")]
+        value = "".join(parts)
+        w = transforms._POSTCODE_WRITTEN.fullmatch(value)
+        if w is None:
+            continue
+        m = transforms._POSTCODE.fullmatch(value.replace(" ", ""))
+        assert m is not None and m.groups()[:3] == w.groups(), value
+        checked += 1
+    assert checked > 1000
