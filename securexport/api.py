@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from securexport import __version__, breach, content, pipeline, policy, transforms
+from securexport import __version__, breach, content, policy, transforms
 from securexport._crypto import agefile, sshsig
 from securexport._testhooks import crash_point
 from securexport.approval import Approval, RelativeDate, approval_template, parse_approval
@@ -56,9 +56,12 @@ from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.manifest import SCHEMA as MANIFEST_SCHEMA
 from securexport.manifest import Manifest, canonical_bytes, parse_manifest
 from securexport.revocation import Revocations
-from securexport.source import BuiltQuery, open_source
 from securexport.trust import TrustStore
 from securexport.witness import check_cosignature
+
+if TYPE_CHECKING:
+    from securexport import pipeline
+    from securexport.source import BuiltQuery
 
 ProgressFactory = Callable[[int, str], Any]
 
@@ -313,6 +316,9 @@ def plan(
     ctx = transforms.RunContext(
         run_date=run_date, pseudonym_key=os.urandom(32), pseudonym_domain=approval.domain
     )
+    from securexport import pipeline
+    from securexport.source import open_source
+
     with open_source(source_url) as source:
         live = source.table_columns(approval.dataset)
         compiled = pipeline.prepare(approval, live, run_date, ctx)
@@ -457,6 +463,9 @@ def export(
         ctx = transforms.RunContext(
             run_date=run_date, pseudonym_key=pseudonym_key, pseudonym_domain=approval.domain
         )
+        from securexport import pipeline
+        from securexport.source import open_source
+
         with open_source(source_url) as source:
             live = source.table_columns(approval.dataset)
             schema_fp = source.schema_fingerprint(approval.dataset)
