@@ -778,7 +778,6 @@ class Verdict:
 
 def _verify_open(bundle: OpenedBundle, env: Environment, limits: Limits) -> Verdict:
     from securexport import ledger as ledger_mod
-    from securexport._crypto.sshkey import SshPublicKey
 
     checks: list[str] = []
     manifest = parse_manifest(bundle.member(MANIFEST), max_bytes=limits.max_manifest_bytes)
@@ -805,57 +804,10 @@ def _verify_open(bundle: OpenedBundle, env: Environment, limits: Limits) -> Verd
         recipients=[age for _, age in (*manifest.recipients, *manifest.auditors)],
         error=VerificationError,
     )
-    if approval.sha256 != manifest.approval_sha256 or approval.id != manifest.approval_id:
-        raise VerificationError(
-            "the manifest names a different approval than the one in the bundle"
-        )
-    exporter = approval.exporter_by_key(signer)
-    if exporter is None:
-        raise VerificationError(
-            "the manifest is signed by a key that is not an exporter of the approval"
-        )
-    try:
-        claimed = SshPublicKey.parse(manifest.operator_ssh)
-    except ValueError as exc:
-        raise VerificationError("manifest operator key is malformed") from exc
-    if claimed != signer:
-        raise VerificationError("the manifest's operator key is not the key that signed it")
+    exporter = policy.check_manifest(manifest, approval, signer)
     checks.append(f"exporter {exporter.name} is named in the approval")
-    try:
-        created = datetime.strptime(manifest.created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError as exc:
-        raise VerificationError("manifest created_at is not RFC 3339 UTC") from exc
-    if not approval.not_before <= created <= approval.expires:
-        raise VerificationError("the export was made outside the approval's validity window")
-    if approval.max_runs is not None and not 1 <= manifest.run <= approval.max_runs:
-        raise VerificationError("the export's run number is beyond the approval's max_runs")
     want_recipients = tuple((p.name, p.age) for p in approval.recipients)
     want_auditors = tuple((p.name, p.age) for p in approval.auditors)
-    if manifest.recipients != want_recipients or manifest.auditors != want_auditors:
-        raise VerificationError("the manifest's recipients differ from the approval's")
-    if manifest.rows_written > approval.row_cap:
-        raise VerificationError("the manifest states more rows than the approval's row cap")
-    if manifest.output_format != approval.output_format:
-        raise VerificationError("the manifest's format differs from the approval's")
-    approved_columns = [
-        (c.name, c.source, transforms.transform_version(c)) for c in approval.columns
-    ]
-    doc_columns = manifest.document.get("columns")
-    if (
-        not isinstance(doc_columns, list)
-        or [
-            (c.get("name"), c.get("source"), c.get("transform"))
-            for c in doc_columns
-            if isinstance(c, dict)
-        ]
-        != approved_columns
-    ):
-        raise VerificationError("the manifest's columns differ from the approval's")
-    ext = "csv" if approval.output_format == "csv" else "jsonl"
-    if [f.path for f in manifest.files] != [f"data/{approval.dataset}.{ext}"]:
-        raise VerificationError("the manifest's file list is not what the approval produces")
-    if sum(f.rows for f in manifest.files) != manifest.rows_written:
-        raise VerificationError("the manifest's file row counts do not add up")
     checks.append("manifest agrees with the approval")
 
     if bundle.payload_sha256() != manifest.payload_sha256:

@@ -102,31 +102,44 @@ def ledger_show(env: Environment, key: str) -> dict[str, Any]:
         return summary
 
 
-def _check_logged_manifest(entry: Any) -> None:
-    """Per-entry audit: the manifest parses, its signature verifies, the index columns agree
-    with the signed bytes, and the export stayed inside the limits it records."""
-    manifest = parse_manifest(entry.leaf, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
-    signer = sshsig.verify(entry.signature, entry.leaf, sshsig.NAMESPACE_MANIFEST)
-    from securexport._crypto.sshkey import SshPublicKey
+def _entry_checker(ledger: Any, env: Environment) -> Any:
+    """Per-entry audit for ``ledger verify``.
 
-    if SshPublicKey.parse(manifest.operator_ssh) != signer:
-        raise VerificationError("manifest operator key is not the key that signed it")
-    if (manifest.export_id, manifest.approval_id, manifest.approval_sha256, manifest.run) != (
-        entry.export_id,
-        entry.approval_id,
-        entry.approval_sha256,
-        entry.run,
-    ):
-        raise VerificationError("the ledger's index columns disagree with the signed manifest")
-    approval = manifest.document.get("approval", {})
-    limits = approval.get("limits", {})
-    if isinstance(limits.get("row_cap"), int) and manifest.rows_written > limits["row_cap"]:
-        raise VerificationError("the export wrote more rows than its approval's row cap")
-    if isinstance(limits.get("max_runs"), int) and manifest.run > limits["max_runs"]:
-        raise VerificationError("the export ran more often than its approval's max_runs")
-    created = manifest.created_at
-    if not (approval.get("not_before", "") <= created <= approval.get("expires", "~")):
-        raise VerificationError("the export was made outside its approval's validity window")
+    The manifest parses and its signature verifies; the ledger's index columns agree with the
+    signed bytes; and the export is held against the exact approval it ran under (stored beside
+    the entry, signature checked against this installation's trusted approvers): exporter,
+    window, run number, recipients, row cap, format, columns and files.
+    """
+    from securexport import policy
+    from securexport.bundle import APPROVAL, APPROVAL_SIG
+    from securexport.trust import TrustStore
+
+    trust = TrustStore(env.home)
+
+    def approver_for(key: Any) -> str | None:
+        found = trust.approver_for(key)
+        return found.name if found else None
+
+    def check(entry: Any) -> None:
+        manifest = parse_manifest(entry.leaf, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
+        signer = sshsig.verify(entry.signature, entry.leaf, sshsig.NAMESPACE_MANIFEST)
+        if (manifest.export_id, manifest.approval_id, manifest.approval_sha256, manifest.run) != (
+            entry.export_id,
+            entry.approval_id,
+            entry.approval_sha256,
+            entry.run,
+        ):
+            raise VerificationError("the ledger's index columns disagree with the signed manifest")
+        raw = ledger.attachment(entry.export_id, APPROVAL)
+        sig = ledger.attachment(entry.export_id, APPROVAL_SIG)
+        if raw is None:
+            raise VerificationError("the approval this export ran under is not stored beside it")
+        signed = policy.load_signed_approval(
+            raw, sig, approver_for, DEFAULT_LIMITS, error=VerificationError
+        )
+        policy.check_manifest(manifest, signed.approval, signer)
+
+    return check
 
 
 def ledger_verify(env: Environment) -> dict[str, Any]:
@@ -135,7 +148,7 @@ def ledger_verify(env: Environment) -> dict[str, Any]:
         key = ledger.pinned_verifier_key()
         if key is None:
             return {"ok": True, "size": 0, "entries_checked": 0, "checkpoints_checked": 0}
-        report = ledger.verify_all(key, check_entry=_check_logged_manifest)
+        report = ledger.verify_all(key, check_entry=_entry_checker(ledger, env))
         return {
             "ok": True,
             "origin": report.origin,
