@@ -44,8 +44,9 @@ def test_vectors_present() -> None:
 @pytest.mark.parametrize(
     ("group", "case"), HKDF_CASES, ids=[f"hkdf-{t['tcId']}" for _, t in HKDF_CASES]
 )
-def test_hkdf_sha256(group: dict, case: dict) -> None:
+def test_hkdf_sha256(group: dict, case: dict, record_property: object) -> None:
     """The HKDF-SHA256 primitive as our format code calls it (agefile._hkdf for 32 bytes)."""
+    record_property("external_vectors", 1)  # type: ignore[operator]
     ikm, salt, info = (bytes.fromhex(case[k]) for k in ("ikm", "salt", "info"))
     size = case["size"]
     try:
@@ -60,7 +61,8 @@ def test_hkdf_sha256(group: dict, case: dict) -> None:
 
 
 @pytest.mark.parametrize(("group", "case"), AEAD, ids=[f"chacha-{t['tcId']}" for _, t in AEAD])
-def test_chacha20_poly1305(group: dict, case: dict) -> None:
+def test_chacha20_poly1305(group: dict, case: dict, record_property: object) -> None:
+    record_property("external_vectors", 1)  # type: ignore[operator]
     aead = ChaCha20Poly1305(bytes.fromhex(case["key"]))
     nonce, aad = bytes.fromhex(case["iv"]), bytes.fromhex(case["aad"])
     sealed = bytes.fromhex(case["ct"]) + bytes.fromhex(case["tag"])
