@@ -50,7 +50,13 @@ from securexport.errors import (
     UsageError,
     VerificationError,
 )
-from securexport.fsutil import PRIVATE_FILE, atomic_write, ensure_private_dir, partial_output
+from securexport.fsutil import (
+    PRIVATE_FILE,
+    atomic_write,
+    ensure_private_dir,
+    os_error_message,
+    partial_output,
+)
 from securexport.keys import KeyStore
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.manifest import SCHEMA as MANIFEST_SCHEMA
@@ -389,6 +395,20 @@ def _progress(env: Environment, total: int, desc: str) -> Iterator[Any]:
         bar.close()
 
 
+def _create_private(path: Path) -> int:
+    """Create ``path`` exclusively, 0600; a leftover from a killed run is reported, not reused."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
+    except FileExistsError as exc:
+        raise FileError(
+            f"{path} exists: an earlier export to this name was killed (it holds only "
+            "encrypted data)",
+            hint=f"if no export is running, remove {path}",
+        ) from exc
+    except OSError as exc:
+        raise FileError(f"cannot create {path}: {os_error_message(exc)}") from exc
+
+
 def _database_role(url: str) -> str | None:
     """The database role the export ran as (recorded so least privilege can be audited)."""
     from sqlalchemy.engine import make_url
@@ -490,15 +510,11 @@ def export(
 
                 with partial_output(output) as bundle_partial:
                     payload_path = output.with_name(output.name + ".payload.partial")
+                    fd = _create_private(payload_path)
                     try:
                         password = new_payload_password()
                         ext = "csv" if approval.output_format == "csv" else "jsonl"
                         entry_name = f"data/{approval.dataset}.{ext}"
-                        fd = os.open(
-                            payload_path,
-                            os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                            PRIVATE_FILE,
-                        )
                         with os.fdopen(fd, "w+b") as payload_fh:
                             writer = PayloadWriter(payload_fh, password)
                             with writer:

@@ -244,3 +244,17 @@ def test_no_plaintext_on_disk(world: World, tmp_path: Path) -> None:
     out = world.root / "canary-out"
     api.decrypt(result.bundle, "force", out, world.recipient)
     assert needle in (out / "data" / "offenders.csv").read_bytes()
+
+
+def test_leftover_encrypted_payload_from_a_killed_run_is_reported(world: World) -> None:
+    out = world.root / "killed.sxb"
+    leftover = world.root / "killed.sxb.payload.partial"
+    leftover.write_bytes(b"encrypted leftovers")
+    with pytest.raises(FileError, match="earlier export to this name was killed") as info:
+        world.export(out=out)
+    assert info.value.exit_code == 7
+    assert leftover.read_bytes() == b"encrypted leftovers"  # not silently removed
+    assert not out.exists()
+    assert not (world.root / "killed.sxb.partial").exists()
+    leftover.unlink()
+    assert world.export(out=out).bundle == out
