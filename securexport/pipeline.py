@@ -148,7 +148,12 @@ def _apply(
         out = list(map(memo.get, values, repeat(_MISS)))
     except TypeError:  # an unhashable value (a PostgreSQL array, say)
         return [fn(v) for v in values]
-    if _MISS in out:
+    misses = out.count(_MISS)
+    if misses and len(memo) >= _MEMO_LIMIT and misses * 2 > len(out):
+        # The memo is full and mostly misses (many distinct values, e.g. postcodes): nothing
+        # can be stored, so computing every value beats a Python loop over the misses.
+        return list(map(fn, values))
+    if misses:
         for i, got in enumerate(out):
             if got is _MISS:
                 v = values[i]
