@@ -258,3 +258,25 @@ def test_leftover_encrypted_payload_from_a_killed_run_is_reported(world: World) 
     assert not (world.root / "killed.sxb.partial").exists()
     leftover.unlink()
     assert world.export(out=out).bundle == out
+
+
+def test_decrypt_verifies_before_touching_a_key(world: World) -> None:
+    """A tampered bundle is refused (exit 5) before any key is unlocked: with no passphrase
+    available, an unlock attempt would fail with exit 4 instead."""
+    import dataclasses
+    import zipfile
+
+    result = world.export()
+    tampered = world.root / "tampered.sxb"
+    with zipfile.ZipFile(result.bundle) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "manifest.json":
+                data = data.replace(b'"format":"csv"', b'"format":"jsonl"')
+            dst.writestr(info, data)
+    locked = dataclasses.replace(world.recipient, passphrase_file=None)
+    with pytest.raises(VerificationError) as info:
+        api.decrypt(tampered, "force", world.root / "out", locked)
+    assert info.value.exit_code == 5
+    with pytest.raises(KeyUnavailableError):  # the same environment really cannot unlock keys
+        api.decrypt(result.bundle, "force", world.root / "out2", locked)
