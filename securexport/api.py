@@ -918,9 +918,15 @@ def decrypt(
         assert verdict.manifest is not None and verdict.approval is not None
         manifest, approval = verdict.manifest, verdict.approval
         identity = _keystore(env).age_identity(as_name)
-        password = agefile.decrypt(bundle.member(KEY_FILE), [identity], max_bytes=256).decode(
-            "ascii"
-        )
+        try:
+            unwrapped = agefile.decrypt(bundle.member(KEY_FILE), [identity], max_bytes=256)
+        except KeyUnavailableError as exc:
+            names = ", ".join(n for n, _ in (*manifest.recipients, *manifest.auditors))
+            raise KeyUnavailableError(
+                f"identity {as_name!r} is not a recipient of this bundle",
+                hint=f"it was encrypted for: {names}",
+            ) from exc
+        password = unwrapped.decode("ascii")
         if len(password) != 43:
             raise VerificationError("the payload password has the wrong form")
         ensure_private_dir(partial)

@@ -268,7 +268,7 @@ def _key_outsider(ctx: Ctx) -> int:
     "key-file-for-two-strangers",
     4,
     "payload.key.age wrapped for two other keys (count right), re-signed",
-    message="none of your keys",
+    message="is not a recipient of this bundle",
 )
 def _key_strangers(ctx: Ctx) -> int:
     a, b = agefile.generate_identity()[1], agefile.generate_identity()[1]
