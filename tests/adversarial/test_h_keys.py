@@ -214,7 +214,13 @@ def _truncated(ctx: Ctx) -> int:
     return ctx.decrypt(ctx.bundle)
 
 
-@case("H", "not-a-recipient", 4, "the outsider tries to decrypt", message="is not a recipient of this bundle")
+@case(
+    "H",
+    "not-a-recipient",
+    4,
+    "the outsider tries to decrypt",
+    message="is not a recipient of this bundle",
+)
 def _outsider(ctx: Ctx) -> int:
     return ctx.decrypt(ctx.bundle, "stranger", "outsider")
 
