@@ -25,5 +25,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Recommends included: this is the set the suite was verified with (gnome-keyring needs some).
+$SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 echo "system packages: installed"
