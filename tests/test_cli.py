@@ -221,3 +221,26 @@ def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
         6,
     )
     _assert_one_line_error(run(world, owner, "verify", str(world.root / "missing.sxb")), 7)
+
+
+def test_refused_plan_keeps_stdout_empty(world: World, passphrase_file: Path) -> None:
+    """The owner still sees the plan's figures on a refusal, but on stderr (DESIGN.md §11)."""
+    approval = world.write_approval(row_cap=5)
+    result = run(
+        world,
+        world.owner.home.path,
+        "approval",
+        "plan",
+        str(approval),
+        "--source",
+        world.source_url,
+    )
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "matching rows" in result.stderr
+    assert "securexport: error: the export would be refused" in result.stderr
+    unsigned = world.write_approval(sign=False)
+    checked = run(world, world.owner.home.path, "approval", "check", str(unsigned))
+    assert checked.exit_code == 3
+    assert checked.stdout == ""
+    assert "problem: not signed" in checked.stderr

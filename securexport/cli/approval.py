@@ -78,15 +78,16 @@ def approval_check(ctx: Context, file: Path) -> None:
         "problems": list(result.problems),
     }
 
-    def human() -> None:
-        click.echo(f"approval {a.id}: syntax and schema OK (sha256 {a.sha256[:16]}…)")
-        click.echo(f"  dataset {a.dataset}, {len(a.columns)} columns, row cap {a.row_cap}")
-        click.echo(f"  signed by: {result.signer or '-'}; window: {result.window}")
+    def human(err: bool = False) -> None:
+        click.echo(f"approval {a.id}: syntax and schema OK (sha256 {a.sha256[:16]}…)", err=err)
+        click.echo(f"  dataset {a.dataset}, {len(a.columns)} columns, row cap {a.row_cap}", err=err)
+        click.echo(f"  signed by: {result.signer or '-'}; window: {result.window}", err=err)
         for problem in result.problems:
-            click.echo(f"  problem: {problem}")
+            click.echo(f"  problem: {problem}", err=err)
 
     if result.problems:
-        human() if not ctx.json else None
+        if not ctx.json:
+            human(err=True)  # stdout stays empty on failure (DESIGN.md §11)
         raise PolicyError(f"approval {a.id} cannot authorise a run now: {result.problems[0]}")
     ctx.emit(doc, human)
 
@@ -128,34 +129,39 @@ def approval_plan(ctx: Context, file: Path, source: str) -> None:
 
     report = plan(file, source, ctx.env())
 
-    def human() -> None:
+    def human(err: bool = False) -> None:
         click.echo(
-            f"plan for approval {report.approval_id} (signed by {report.signer}), run date {report.run_date}"
+            f"plan for approval {report.approval_id} (signed by {report.signer}), run date {report.run_date}",
+            err=err,
         )
-        click.echo(f"  matching rows:  {report.matching_rows} (row cap {report.row_cap})")
+        click.echo(f"  matching rows:  {report.matching_rows} (row cap {report.row_cap})", err=err)
         if report.k is not None:
             click.echo(
-                f"  k = {report.k}; smallest class {report.k_achieved}; classes below k: {report.suppressed_classes}"
+                f"  k = {report.k}; smallest class {report.k_achieved}; classes below k: {report.suppressed_classes}",
+                err=err,
             )
             hist = ", ".join(f"{s}:{n}" for s, n in sorted(report.histogram.items())[:12])
             click.echo(
-                f"  class sizes (size:classes): {hist}{' …' if len(report.histogram) > 12 else ''}"
+                f"  class sizes (size:classes): {hist}{' …' if len(report.histogram) > 12 else ''}",
+                err=err,
             )
             click.echo(
-                f"  suppressed rows: {report.suppressed_rows} (fraction {report.suppressed_fraction})"
+                f"  suppressed rows: {report.suppressed_rows} (fraction {report.suppressed_fraction})",
+                err=err,
             )
         if report.invalid_suppressed_rows:
             click.echo(
-                f"  rows dropped by on_invalid = suppress_row: {report.invalid_suppressed_rows}"
+                f"  rows dropped by on_invalid = suppress_row: {report.invalid_suppressed_rows}",
+                err=err,
             )
-        click.echo(f"  rows to write:  {report.written_rows} (min_rows {report.min_rows})")
+        click.echo(f"  rows to write:  {report.written_rows} (min_rows {report.min_rows})", err=err)
         for warning in report.warnings:
-            click.echo(f"  warning: {warning}")
-        click.echo(f"  verdict: {report.verdict}")
+            click.echo(f"  warning: {warning}", err=err)
+        click.echo(f"  verdict: {report.verdict}", err=err)
 
     if report.verdict != "ok":
         if not ctx.json:
-            human()
+            human(err=True)  # stdout stays empty on failure (DESIGN.md §11)
         raise PolicyError(f"the export would be refused: {report.verdict}")
     ctx.emit(report.to_json(), human)
 
