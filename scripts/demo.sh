@@ -36,7 +36,10 @@ say "3. The exporter's ledger key (its verifier key goes into the approval)"
 run "${EXPORTER[@]}" ledger key > "$OUT/exporter-ledger.vkey"
 cat "$OUT/exporter-ledger.vkey"
 
-say "4. The data owner creates the pseudonym key and trusts their own approver key"
+say "4. The data owner: a witness key, the pseudonym key, and trust in the approver and ledger keys"
+run "${OWNER[@]}" ledger witness-key > "$OUT/owner-witness.vkey"
+cat "$OUT/owner-witness.vkey"
+run "${OWNER[@]}" trust add contractor-ledger "$OUT/exporter-ledger.vkey" --role ledger
 printf '$ securexport pseudonym-key new wmp-iom-2026 --json\n'
 "$SX" "${OWNER[@]}" --json pseudonym-key new wmp-iom-2026 | tee "$OUT/pseudonym-key.json"
 KEY_CHECK=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["key_check"])' "$OUT/pseudonym-key.json")
@@ -65,6 +68,14 @@ say "8. The exporter runs the approved export"
 run "${EXPORTER[@]}" export "$OUT/ppo-extract.toml" --source "$DB" --as pa-analyst -o "$OUT/ppo-extract.sxb"
 ls -l "$OUT/ppo-extract.sxb"
 
+say "8b. The approval requires the data owner's witness: without a cosignature, recipients refuse"
+"$SX" "${FORCE[@]}" verify "$OUT/ppo-extract.sxb" && exit 1 || echo "(refused with exit code $?: not yet witnessed)"
+
+say "8c. The exporter's ledger travels to the owner, who checks it and cosigns"
+run "${EXPORTER[@]}" ledger sync --since 0 -o "$OUT/ledger-sync.json"
+run "${OWNER[@]}" ledger witness "$OUT/ledger-sync.json" --log contractor-ledger -o "$OUT/ledger.cosig"
+run "${EXPORTER[@]}" ledger cosign "$OUT/ppo-extract.sxb" "$OUT/ledger.cosig"
+
 say "9. Anyone can inspect the manifest (no record values in it)"
 run "${OWNER[@]}" inspect "$OUT/ppo-extract.sxb"
 
@@ -82,5 +93,8 @@ say "12. Someone who is not a recipient cannot open it"
 say "13. The exporter's ledger: every export logged, verifiable"
 run "${EXPORTER[@]}" ledger list
 run "${EXPORTER[@]}" ledger verify
+
+say "14. Breach response: the bundle is lost. What left, to whom, and how many people?"
+run "${OWNER[@]}" ledger breach --bundle "$OUT/ppo-extract.sxb" --log contractor-ledger --as home-office-iao
 
 say "Done. Everything is in $OUT/."

@@ -26,6 +26,8 @@ analyst = show("exporter", "pa-analyst")
 force = show("wmp-iom", "wmp-iom")
 audit = show("wmp-audit", "wmp-audit")
 ledger_key = (out / "exporter-ledger.vkey").read_text().strip()
+witness_key = (out / "owner-witness.vkey").read_text().strip()
+owner = show("owner", "home-office-iao")
 
 print(f'''schema = "securexport.approval/1"
 
@@ -116,6 +118,14 @@ name   = "pa-analyst"
 ssh    = "{analyst["signing_key"]}"
 age    = "{analyst["age_recipient"]}"
 ledger = "{ledger_key}"
+
+[witness]
+key      = "{witness_key}"
+required = true
+
+[owner]
+name = "home-office-iao"
+age  = "{owner["age_recipient"]}"
 
 [conditions]
 retention      = "Delete 90 days after receipt."

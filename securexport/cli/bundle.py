@@ -89,6 +89,8 @@ def inspect_cmd(ctx: Context, bundle: Path) -> None:
         click.echo(
             "recipients: " + ", ".join(r.get("name", "?") for r in manifest.get("recipients", []))
         )
+        if manifest.get("auditors"):
+            click.echo("auditors: " + ", ".join(a.get("name", "?") for a in manifest["auditors"]))
 
     ctx.emit(manifest, human)
 
