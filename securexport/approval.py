@@ -6,8 +6,6 @@ DESIGN.md §5 and docs/formats.md.  Nothing here touches the network, the disk o
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import difflib
 import hashlib
@@ -23,7 +21,7 @@ from typing import Any, Literal, NoReturn, cast
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from securexport._crypto.sshkey import InvalidKeyError, SshPublicKey, check_ed25519_point
+from securexport._crypto.sshkey import InvalidKeyError, SshPublicKey
 from securexport.errors import ApprovalError
 from securexport.limits import DEFAULT_LIMITS, Limits
 
@@ -227,8 +225,6 @@ _HEX16 = re.compile(r"[0-9a-f]{16}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _AGE_RECIPIENT = re.compile(r"age1[" + _BECH32_CHARSET + r"]{58}")
-_VERIFIER_KEY = re.compile(r"([\x21-\x2a\x2c-\x7e]{1,128})\+([0-9a-f]{8})\+([A-Za-z0-9+/]+={0,2})")
-_VERIFIER_ALGS = (0x01, 0x04)  # Ed25519 (signed note), Ed25519 cosignature/v1 (C2SP)
 # C0/C1 controls, DEL, bidi embeddings/overrides/isolates, BOM: a terminal or an editor would show
 # something else than the bytes the owner signs (CVE-2021-42574, "Trojan Source").
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -815,25 +811,18 @@ def _check_age_recipient(text: str) -> None:
 
 
 def _check_verifier_key(text: str) -> None:
-    """A C2SP signed-note verifier key ``<name>+<8 hex key hash>+<base64(alg || key)>``."""
-    match = _VERIFIER_KEY.fullmatch(text)
-    if match is None:
-        raise ValueError("is not a signed-note verifier key <name>+<8 hex>+<base64>")
-    name, key_hash, b64 = match.groups()
+    """A C2SP verifier key: a signed-note key (type 0x01) or a cosignature/v1 witness key
+    (type 0x04), parsed by the same code that later verifies with it."""
+    from securexport._crypto.cosignature import parse_cosigner_key
+    from securexport._crypto.note import parse_verifier_key
+
     try:
-        key = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("the verifier key's base64 is invalid") from exc
-    if base64.b64encode(key).decode() != b64:
-        raise ValueError("the verifier key's base64 is not canonical")
-    if len(key) != 33 or key[0] not in _VERIFIER_ALGS:
-        raise ValueError("the verifier key is not an Ed25519 note key (type 0x01 or 0x04)")
-    if hashlib.sha256(name.encode() + b"\n" + key).hexdigest()[:8] != key_hash:
-        raise ValueError("the verifier key's hash does not match its name and key (a typo?)")
-    try:
-        check_ed25519_point(key[1:])
-    except InvalidKeyError as exc:
-        raise ValueError(f"the verifier key is unusable: {exc}") from exc
+        parse_verifier_key(text)
+    except ValueError as note_error:
+        try:
+            parse_cosigner_key(text)
+        except ValueError:
+            raise ValueError(f"is not a signed-note verifier key: {note_error}") from None
 
 
 # --------------------------------------------------------------------------------------------

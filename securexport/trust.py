@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from securexport._crypto import note
 from securexport._crypto.sshkey import (
     KEY_TYPE,
     InvalidKeyError,
     SshPublicKey,
-    check_ed25519_point,
     read_ssh_string,
 )
 from securexport._crypto.sshsig import NAMESPACE_APPROVAL, NAMESPACE_REVOCATION
@@ -46,8 +45,6 @@ APPROVER_NAMESPACES = (NAMESPACE_APPROVAL, NAMESPACE_REVOCATION)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MAX_TRUST_FILE_BYTES = 1024 * 1024
 
-_SIGNED_NOTE_ED25519 = 0x01
-_HASH_RE = re.compile(r"[0-9a-f]{8}")
 _WS = " \t"
 _ALLOWED_SIGNERS_HEADER = (
     "# securexport trust store: approvers, in OpenSSH allowed_signers format.\n"
@@ -65,47 +62,26 @@ _SSH_KEY_TYPE_RE = re.compile(
 # --- signed-note verifier keys (C2SP signed-note) --------------------------------------------
 
 
-def _key_hash(name: str, raw: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([_SIGNED_NOTE_ED25519]) + raw).digest()[:4]
-
-
 def parse_verifier_key(text: str) -> tuple[str, bytes]:
     """Parse a C2SP signed-note Ed25519 verifier key ``<name>+<hash>+<base64(0x01||key)>``.
 
-    Returns the key name and the 32 key bytes.  The 4-byte hash must equal
-    SHA-256(name || 0x0A || 0x01 || key)[:4]; small-order keys are refused.  Raises
+    Returns the key name and the 32 key bytes.  The parsing is :mod:`securexport._crypto.note`'s
+    (hash over name and key checked, canonical base64, small-order keys refused); failures are
     :class:`InvalidKeyError` (a ``ValueError``).
     """
-    parts = text.split("+", 2)  # the base64 key may itself hold "+"
-    if len(parts) != 3:
-        raise InvalidKeyError("expected a verifier key '<name>+<8 hex digits>+<base64 key>'")
-    name, hash_hex, key_b64 = parts
-    if not name or not name.isprintable() or any(ch.isspace() for ch in name):
-        raise InvalidKeyError("the verifier key's name is empty or holds spaces")
-    if not _HASH_RE.fullmatch(hash_hex):
-        raise InvalidKeyError("the verifier key's hash is not 8 lower-case hex digits")
     try:
-        blob = base64.b64decode(key_b64, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidKeyError("the verifier key is not valid base64") from exc
-    if base64.b64encode(blob).decode() != key_b64:
-        raise InvalidKeyError("the verifier key is not canonical base64")
-    if len(blob) != 33 or blob[0] != _SIGNED_NOTE_ED25519:
-        raise InvalidKeyError("the verifier key is not an Ed25519 (type 0x01) key")
-    raw = blob[1:]
-    if _key_hash(name, raw).hex() != hash_hex:
-        raise InvalidKeyError("the verifier key's hash does not match its name and key")
-    check_ed25519_point(raw)
-    return name, raw
+        key = note.parse_verifier_key(text)
+    except ValueError as exc:
+        raise InvalidKeyError(f"invalid verifier key: {exc}") from exc
+    return key.name, key.public_key
 
 
 def format_verifier_key(name: str, raw: bytes) -> str:
     """The verifier-key text for ``name`` and a 32-byte Ed25519 key (inverse of the parser)."""
-    check_ed25519_point(raw)
-    encoded = base64.b64encode(bytes([_SIGNED_NOTE_ED25519]) + raw).decode()
-    text = f"{name}+{_key_hash(name, raw).hex()}+{encoded}"
-    parse_verifier_key(text)  # validates the name
-    return text
+    try:
+        return note.make_verifier_key(name, raw)
+    except ValueError as exc:
+        raise InvalidKeyError(f"invalid verifier key: {exc}") from exc
 
 
 # --- the model --------------------------------------------------------------------------------

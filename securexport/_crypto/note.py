@@ -115,7 +115,7 @@ def parse_verifier_key(text: str) -> VerifierKey:
         raise ValueError("the key id of a verifier key is 8 lower-case hex digits")
     raw = _b64decode(blob)
     if len(raw) != 33 or raw[0] != ALG_ED25519:
-        raise ValueError("only Ed25519 verifier keys are supported")
+        raise ValueError("only Ed25519 (type 0x01) verifier keys are supported")
     try:
         check_ed25519_point(raw[1:])
     except InvalidKeyError as exc:

@@ -1022,7 +1022,7 @@ case(
 case(
     "err_ledger_hash_mismatch",
     edits=[("example.org/ledger-replace-me+9bd0e4d0+", "example.org/ledger-replace-me+9bd0e4d1+")],
-    message="hash does not match",
+    message="key id does not match",
     line="ledger =",
 )
 case(
