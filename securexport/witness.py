@@ -47,7 +47,6 @@ from securexport._crypto.cosignature import (
     verify_cosignature,
 )
 from securexport._crypto.note import Checkpoint, open_note
-from securexport._crypto.sshkey import SshPublicKey
 from securexport.approval import Approval, Witness
 from securexport.bundle import APPROVAL, APPROVAL_SIG, MANIFEST, add_cosignature_member
 from securexport.environment import Environment
@@ -384,15 +383,16 @@ def _check_export(
     """One new export against its approval, as the owner sees it; PolicyError if outside."""
     manifest = parse_manifest(entry.manifest, max_bytes=limits.max_manifest_bytes)
     signer = sshsig.verify(entry.signature, entry.manifest, sshsig.NAMESPACE_MANIFEST)
-    if SshPublicKey.parse(manifest.operator_ssh) != signer:
-        raise PolicyError("the manifest's operator key is not the key that signed it")
-    if approval.sha256 != manifest.approval_sha256 or approval.id != manifest.approval_id:
-        raise PolicyError("the manifest names another approval")
-    if approval.exporter_by_key(signer) is None:
-        raise PolicyError("made by a key that is not an exporter of the approval")
+    run = runs_before + 1  # counted over the witness's own mirror, not the exporter's claim
+    if approval.max_runs is not None and run > approval.max_runs:
+        raise PolicyError(f"run {run} of an approval allowing {approval.max_runs}")
+    if manifest.run != run:
+        raise PolicyError(f"numbered run {manifest.run}, but it is run {run} in the log")
+    try:  # the same checks verify/decrypt and `ledger verify` make
+        policy.check_manifest(manifest, approval, signer)
+    except VerificationError as exc:
+        raise PolicyError(f"export outside its approval: {exc.message}") from exc
     created = datetime.strptime(manifest.created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    if not approval.not_before <= created <= approval.expires:
-        raise PolicyError(f"made at {manifest.created_at}, outside the approval's validity window")
     if created > now + CLOCK_SKEW:
         raise PolicyError(f"dated {manifest.created_at}, in the witness's future")
     if now - created > max_delay:
@@ -400,22 +400,11 @@ def _check_export(
             f"made at {manifest.created_at}, more than {max_delay.days} days before this witness "
             "run (backdated?)",
         )
-    run = runs_before + 1
-    if approval.max_runs is not None and run > approval.max_runs:
-        raise PolicyError(f"run {run} of an approval allowing {approval.max_runs}")
-    if manifest.run != run:
-        raise PolicyError(f"numbered run {manifest.run}, but it is run {run} in the log")
-    want = tuple((p.name, p.age) for p in approval.recipients)
-    want_auditors = tuple((p.name, p.age) for p in approval.auditors)
-    if manifest.recipients != want or manifest.auditors != want_auditors:
-        raise PolicyError("its recipients differ from the approval's")
-    if manifest.rows_written > approval.row_cap:
-        raise PolicyError("it states more rows than the approval's row cap")
     found = revocations.problems(
         approval_id=approval.id,
         approval_sha256=approval.sha256,
         exporter=signer,
-        recipients=[age for _, age in want + want_auditors],
+        recipients=[age for _, age in (*manifest.recipients, *manifest.auditors)],
     )
     if found:
         raise PolicyError(found[0])

@@ -315,3 +315,17 @@ def test_cli_sync_witness_cosign(world: World, passphrase_file: Path) -> None:
     assert out.exit_code == 0, out.stderr
     out = run(world.recipient.home.path, "verify", str(result.bundle))
     assert out.exit_code == 0, out.stderr
+
+
+def test_export_with_an_unapproved_column_refused_by_witness(world: World) -> None:
+    """The witness holds each export against its approval with the same checks as verify."""
+    approval, _ = _setup(world)
+    result = world.export(approval)
+    _witness(world, _sync(world, 0))
+    columns = copy.deepcopy(result.manifest["columns"])
+    columns.append(
+        {"name": "full_name", "source": "full_name", "transform": "keep@1", "on_invalid": "error"}
+    )
+    _forge(world, result.bundle, FIXED_NOW, columns=columns)
+    with pytest.raises(PolicyError, match="columns differ"):
+        _witness(world, _sync(world, 1))
