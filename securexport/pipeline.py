@@ -33,6 +33,7 @@ from typing import Any
 from securexport import transforms
 from securexport.approval import Approval
 from securexport.errors import PolicyError
+from securexport.limits import DEFAULT_LIMITS
 from securexport.privacy import EntityRunCounter, PrivacyOutcome, evaluate
 from securexport.privacy import check as check_privacy
 from securexport.source import BuiltQuery, Snapshot, build_query
@@ -368,8 +369,13 @@ def write_rows(
     entry: Any,
     progress: Any,
     on_entity: Callable[[object], None] | None = None,
+    max_cell_chars: int = DEFAULT_LIMITS.max_cell_bytes,
 ) -> int:
-    """Pass 2.  ``on_entity`` (breach response) sees the entity id of every row written."""
+    """Pass 2.  ``on_entity`` (breach response) sees the entity id of every row written.
+
+    A cell longer than ``max_cell_chars`` aborts the export: a recipient's decrypt refuses
+    such cells (``Limits.max_cell_bytes``), so it must never be written.
+    """
     approval = plan_.approval
     names = [c.name for c in approval.columns]
     all_positions = list(range(len(approval.columns)))
@@ -383,6 +389,8 @@ def write_rows(
     to_text = transforms.to_text
     # Only kept values need their text form; every other transform writes str or None.
     keep_positions = [i for i, c in enumerate(approval.columns) if c.transform == "keep"]
+    # keep and mask are the only transforms whose output length follows the source value.
+    long_positions = [i for i, c in enumerate(approval.columns) if c.transform in ("keep", "mask")]
     csv_out = approval.output_format == "csv"
     width = len(plan_.query.selected)
     entity_index = plan_.entity_index
@@ -428,6 +436,15 @@ def write_rows(
                 for e in entities if keep is None else compress(entities, keep):
                     on_entity(e)
             count = len(columns[0]) if columns else 0
+            for p in long_positions:
+                if (
+                    max((len(v) for v in columns[p] if isinstance(v, str)), default=0)
+                    > max_cell_chars
+                ):
+                    raise PolicyError(
+                        f"rows {first_row}-{row_number}, column {names[p]!r}: a value is longer "
+                        f"than the cell limit of {max_cell_chars} characters; nothing was exported"
+                    )
             if csv_out:
                 for p in keep_positions:
                     try:

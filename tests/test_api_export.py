@@ -280,3 +280,27 @@ def test_decrypt_verifies_before_touching_a_key(world: World) -> None:
     assert info.value.exit_code == 5
     with pytest.raises(KeyUnavailableError):  # the same environment really cannot unlock keys
         api.decrypt(result.bundle, "force", world.root / "out2", locked)
+
+
+def test_cell_beyond_the_decrypt_limit_is_never_exported(world: World) -> None:
+    """Decrypt refuses cells over Limits.max_cell_bytes, so export must refuse to write one."""
+    from securexport.limits import DEFAULT_LIMITS
+
+    huge = "x" * (DEFAULT_LIMITS.max_cell_bytes + 1)
+    with sqlite3.connect(world.db_path) as conn:
+        conn.execute(
+            "UPDATE offenders SET notes = ? WHERE rowid = (SELECT min(rowid) FROM offenders "
+            "WHERE force_code = 'WMP')",
+            (huge,),
+        )
+    columns = (
+        '[[column]]\nname = "notes"\nsource = "notes"\ntransform = "keep"\nrole = "sensitive"\n'
+    )
+    approval = world.write_approval(columns=columns, privacy="", pseudonym=False)
+    out = world.root / "huge.sxb"
+    with pytest.raises(PolicyError, match="cell limit") as info:
+        world.export(approval, out=out)
+    assert info.value.exit_code == 3
+    assert "xxxx" not in str(info.value)
+    assert not out.exists()
+    assert _leftovers(world.root) == []
