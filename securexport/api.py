@@ -485,6 +485,7 @@ def export(
         )
         from securexport import pipeline
         from securexport.source import open_source
+        from securexport.spool import Spool, scratch_directory
 
         with open_source(source_url) as source:
             live = source.table_columns(approval.dataset)
@@ -501,9 +502,12 @@ def export(
                 )
             compiled = pipeline.prepare(approval, live, run_date, ctx)
             query = compiled.query
-            with source.snapshot() as snapshot:
-                with _progress(env, approval.row_cap, "checking") as bar:
-                    counts = pipeline.count_pass(snapshot, compiled, bar)
+            with source.snapshot() as snapshot, Spool(scratch_directory(output)) as spool:
+                # One read of the source: rows are transformed, counted and sealed into the
+                # encrypted spool; only then is it known which classes are too small.
+                with _progress(env, approval.row_cap, "reading") as bar:
+                    read = pipeline.read_pass(snapshot, compiled, spool, bar, collector=people)
+                counts = read.counts
                 pipeline.check_counts(approval, counts)
                 expected_written = pipeline.written_rows(counts)
                 crash_point("after-count")
@@ -519,22 +523,18 @@ def export(
                             writer = PayloadWriter(payload_fh, password)
                             with writer:
                                 entry = writer.open_entry(entry_name)
-                                with _progress(env, counts.matching, "exporting") as bar:
-                                    written = pipeline.write_rows(
-                                        snapshot,
-                                        compiled,
-                                        counts.outcome,
-                                        entry,
-                                        bar,
-                                        on_entity=None if people is None else people.add,
+                                with _progress(env, read.spooled_rows, "writing") as bar:
+                                    written = pipeline.replay(
+                                        spool, compiled, read, entry, bar, collector=people
                                     )
                                 entry.close()
                             files = writer.close()
                             payload_fh.flush()
                             os.fsync(payload_fh.fileno())
-                        if written != expected_written:
+                        if written != expected_written:  # a defect, never a user error
                             raise SecurexportError(
-                                "the source changed between the two passes; nothing was exported"
+                                "internal error: the rows written differ from the rows counted; "
+                                "nothing was exported"
                             )
                         crash_point("after-payload")
                         payload_sha256, payload_bytes = _sha256_file(payload_path)

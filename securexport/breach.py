@@ -38,6 +38,7 @@ from securexport.manifest import Manifest, parse_manifest
 ENTITIES = "entities.age"
 MAGIC = b"securexport.entity-set/1\n"
 SALT_BYTES = 32
+DIGEST_BYTES = 32  # HMAC-SHA256 of one entity id
 HASH_BYTES = 32
 MAX_ENTITY_LIST_BYTES = 1 << 30
 
@@ -59,10 +60,22 @@ class EntityCollector:
         self._hashes: set[bytes] = set()
         self._key = hmac.HMAC(self.salt, digestmod=hashlib.sha256)
 
-    def add(self, value: object) -> None:
+    def digest_of(self, value: object) -> bytes:
+        """The keyed hash of one entity id (DIGEST_BYTES long)."""
         mac = self._key.copy()
         mac.update(entity_text(value).encode("utf-8"))
-        self._hashes.add(mac.digest())
+        return mac.digest()
+
+    def add(self, value: object) -> None:
+        self._hashes.add(self.digest_of(value))
+
+    def add_digests(self, digests: bytes) -> None:
+        """Add hashes from :meth:`digest_of`, concatenated."""
+        if len(digests) % DIGEST_BYTES:
+            raise ValueError("digests come in DIGEST_BYTES")
+        self._hashes.update(
+            digests[i : i + DIGEST_BYTES] for i in range(0, len(digests), DIGEST_BYTES)
+        )
 
     def __len__(self) -> int:
         return len(self._hashes)

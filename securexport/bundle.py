@@ -170,7 +170,11 @@ class PayloadEntry:
         self.record: FileRecord | None = None
 
     def write(self, text: str) -> None:
-        self._buffer += text.encode("utf-8")
+        self.write_bytes(text.encode("utf-8"))
+
+    def write_bytes(self, data: bytes) -> None:
+        """Append text already encoded as UTF-8."""
+        self._buffer += data
         if len(self._buffer) >= CHUNK:
             self._flush()
 

@@ -22,21 +22,24 @@ import csv
 import io
 import json
 import queue
+import struct
 import threading
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import compress, repeat
+from itertools import accumulate, compress, repeat
 from operator import and_, itemgetter
 from typing import Any
 
-from securexport import transforms
+from securexport import breach, transforms
 from securexport.approval import Approval
 from securexport.errors import PolicyError
 from securexport.limits import DEFAULT_LIMITS
 from securexport.privacy import EntityRunCounter, PrivacyOutcome, evaluate
 from securexport.privacy import check as check_privacy
 from securexport.source import BuiltQuery, Snapshot, build_query
+from securexport.spool import Spool
 
 
 @dataclass
@@ -314,16 +317,16 @@ class _WriterThread:
 
     def __init__(self, entry: Any, depth: int = 4) -> None:
         self._entry = entry
-        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="securexport-payload", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (text := self._queue.get()) is not None:
+        while (data := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._entry.write(text)
+                    self._entry.write_bytes(data)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     self._error = exc
 
@@ -331,9 +334,9 @@ class _WriterThread:
         if self._error is not None:
             raise self._error
 
-    def write(self, text: str) -> None:
+    def write(self, data: bytes) -> None:
         self._check()
-        self._queue.put(text)
+        self._queue.put(data)
 
     def finish(self) -> None:
         """Wait for every queued batch; raise the writer's error, if any."""
@@ -362,17 +365,100 @@ def _transform_rows_slowly(
     return rows
 
 
-def write_rows(
+# A spooled batch (securexport.spool): its rows' output text, with what the replay needs to
+# drop the rows of classes found too small at the end of the pass.
+_RECORD_HEAD = struct.Struct(">IBB")  # rows, has class ids, has entity digests
+_U32 = "I"
+assert array(_U32).itemsize == 4
+_DIGEST = breach.DIGEST_BYTES
+
+
+@dataclass
+class _Batch:
+    lengths: array[int]  # characters of each row's text
+    class_ids: array[int] | None
+    digests: bytes | None  # breach.EntityCollector digests, one per row
+    text: bytes  # UTF-8
+
+    def pack(self) -> bytes:
+        n = len(self.lengths)
+        parts = [
+            _RECORD_HEAD.pack(n, self.class_ids is not None, self.digests is not None),
+            self.lengths.tobytes(),
+        ]
+        if self.class_ids is not None:
+            parts.append(self.class_ids.tobytes())
+        if self.digests is not None:
+            parts.append(self.digests)
+        parts.append(self.text)
+        return b"".join(parts)
+
+    @classmethod
+    def unpack(cls, record: bytes) -> _Batch:
+        n, has_classes, has_digests = _RECORD_HEAD.unpack_from(record)
+        at = _RECORD_HEAD.size
+
+        def take_u32() -> array[int]:
+            nonlocal at
+            out = array(_U32)
+            out.frombytes(record[at : at + 4 * n])
+            at += 4 * n
+            return out
+
+        lengths = take_u32()
+        class_ids = take_u32() if has_classes else None
+        digests = None
+        if has_digests:
+            digests = record[at : at + _DIGEST * n]
+            at += _DIGEST * n
+        return cls(lengths, class_ids, digests, record[at:])
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """What the single read of the source found; the formatted rows wait in the spool."""
+
+    counts: Counts
+    spooled_rows: int  # rows formatted (matching rows less those dropped as invalid)
+    class_ids: dict[tuple[object, ...], int] = field(repr=False)  # class → its id in the spool
+
+    def small_class_ids(self) -> frozenset[int]:
+        """Ids of the classes the replay drops (on_violation = "suppress")."""
+        outcome = self.counts.outcome
+        if outcome is None or not outcome.small_classes or outcome.suppressed_classes == 0:
+            return frozenset()
+        return frozenset(self.class_ids[q] for q in outcome.small_classes)
+
+
+def _check_cell_lengths(
+    columns: Sequence[list[object]],
+    positions: Sequence[int],
+    names: Sequence[str],
+    rows: tuple[int, int],
+    max_cell_chars: int,
+) -> None:
+    for p in positions:
+        if max((len(v) for v in columns[p] if isinstance(v, str)), default=0) > max_cell_chars:
+            raise PolicyError(
+                f"rows {rows[0]}-{rows[1]}, column {names[p]!r}: a value is longer "
+                f"than the cell limit of {max_cell_chars} characters; nothing was exported"
+            )
+
+
+def read_pass(
     snapshot: Snapshot,
     plan_: CompiledPlan,
-    outcome: PrivacyOutcome | None,
-    entry: Any,
-    progress: Any,
-    on_entity: Callable[[object], None] | None = None,
+    spool: Spool,
+    progress: Any = None,
+    collector: breach.EntityCollector | None = None,
     max_cell_chars: int = DEFAULT_LIMITS.max_cell_bytes,
-) -> int:
-    """Pass 2.  ``on_entity`` (breach response) sees the entity id of every row written.
+) -> ReadResult:
+    """The export's one read of the source: transform, count and format every row.
 
+    Rows stream in the export query's order (entity first); each batch is transformed column
+    by column, its classes counted (:class:`~securexport.privacy.EntityRunCounter`), its
+    output formatted and sealed into ``spool`` with each row's length and class, so that
+    :func:`replay` can drop the classes found too small once every row has been counted.
     A cell longer than ``max_cell_chars`` aborts the export: a recipient's decrypt refuses
     such cells (``Limits.max_cell_bytes``), so it must never be written.
     """
@@ -380,10 +466,9 @@ def write_rows(
     names = [c.name for c in approval.columns]
     all_positions = list(range(len(approval.columns)))
     qi_positions = plan_.qi_positions
-    small = outcome.small_classes if outcome is not None else frozenset()
-    suppress = (
-        bool(small) and approval.privacy is not None and approval.privacy.on_violation == "suppress"
-    )
+    counter = EntityRunCounter()
+    track_classes = approval.privacy is not None and approval.privacy.on_violation == "suppress"
+    class_ids: dict[tuple[object, ...], int] = {}
     may_suppress_row = any(c.on_invalid == "suppress_row" for c in approval.columns)
     suppress_marker = transforms.SUPPRESS_ROW
     to_text = transforms.to_text
@@ -394,84 +479,148 @@ def write_rows(
     csv_out = approval.output_format == "csv"
     width = len(plan_.query.selected)
     entity_index = plan_.entity_index
+    matching = 0
+    invalid = 0
+    spooled = 0
+    for batch in snapshot.stream(plan_.query, batch_size=_BATCH):
+        first_row = matching + 1
+        matching += len(batch)
+        if matching > approval.row_cap:
+            raise PolicyError(
+                f"more than row_cap={approval.row_cap} rows match approval {approval.id}; "
+                "nothing was exported",
+                hint="the data owner must narrow the filters or raise the cap",
+            )
+        n = len(batch)
+        by_source = _source_columns(batch, width)
+        try:
+            cols = _columns(plan_, by_source, all_positions, plan_.source_index)
+            columns = [cols[p] for p in all_positions]
+        except transforms.InvalidValueError:
+            slow = _transform_rows_slowly(plan_, batch, first_row)
+            columns = [list(map(itemgetter(p), slow)) for p in all_positions]
+        entities = by_source[entity_index]
+        # Rows with a value dropped by on_invalid = "suppress_row" are not counted in any class.
+        if may_suppress_row:
+            keep: list[bool] | None = None
+            for c in columns:
+                if suppress_marker in c:
+                    flags = [v is not suppress_marker for v in c]
+                    keep = flags if keep is None else list(map(and_, keep, flags))
+            if keep is not None:
+                dropped = keep.count(False)
+                invalid += dropped
+                for _ in range(dropped):
+                    counter.add_invalid_row()
+                columns = [list(compress(c, keep)) for c in columns]
+                entities = list(compress(entities, keep))
+        count = len(entities)
+        qis: list[tuple[object, ...]] = (
+            list(zip(*(columns[p] for p in qi_positions), strict=True))
+            if qi_positions
+            else [()] * count
+        )
+        counter.add_rows(entities, qis)
+        ids: array[int] | None = None
+        if track_classes:
+            got = list(map(class_ids.get, qis))
+            if None in got:
+                for i, cid in enumerate(got):
+                    if cid is None:
+                        got[i] = class_ids.setdefault(qis[i], len(class_ids))
+            ids = array(_U32, got)  # type: ignore[arg-type]
+        _check_cell_lengths(
+            columns, long_positions, names, (first_row, first_row + n - 1), max_cell_chars
+        )
+        if csv_out:
+            for p in keep_positions:
+                try:
+                    columns[p] = [to_text(v) for v in columns[p]]
+                except transforms.InvalidValueError as exc:
+                    raise _invalid(exc, first_row + n - 1) from None
+            text = io.StringIO()
+            # writerow returns what the buffer's write returned: the row's length.
+            lengths = array(
+                _U32,
+                map(csv.writer(text, lineterminator="\r\n").writerow, zip(*columns, strict=True)),
+            )
+            chunk = text.getvalue()
+        else:
+            lines = [
+                json.dumps(
+                    dict(zip(names, [transforms.to_json_value(v) for v in values], strict=True)),
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+                + "\n"
+                for values in zip(*columns, strict=True)
+            ]
+            lengths = array(_U32, map(len, lines))
+            chunk = "".join(lines)
+        digests = b"".join(map(collector.digest_of, entities)) if collector is not None else None
+        if count:
+            spool.append(_Batch(lengths, ids, digests, chunk.encode("utf-8")).pack())
+        spooled += count
+        if progress is not None:
+            progress.update(n)
+    outcome = evaluate(counter, approval.privacy) if approval.privacy else None
+    counts = Counts(matching=matching, invalid_suppressed=invalid, outcome=outcome)
+    return ReadResult(counts=counts, spooled_rows=spooled, class_ids=class_ids)
+
+
+def _drop_rows(batch: _Batch, small: frozenset[int]) -> tuple[bytes, int, bytes | None]:
+    """The batch's text without the rows of ``small`` classes; (text, rows, digests)."""
+    assert batch.class_ids is not None
+    keep = [cid not in small for cid in batch.class_ids]
+    text = batch.text.decode("utf-8")
+    ends = list(accumulate(batch.lengths))
+    starts = [0, *ends[:-1]]
+    rows = [text[a:b] for a, b in compress(zip(starts, ends, strict=True), keep)]
+    digests = None
+    if batch.digests is not None:
+        d = batch.digests
+        digests = b"".join(
+            d[i * _DIGEST : (i + 1) * _DIGEST] for i in compress(range(len(keep)), keep)
+        )
+    return "".join(rows).encode("utf-8"), len(rows), digests
+
+
+def replay(
+    spool: Spool,
+    plan_: CompiledPlan,
+    result: ReadResult,
+    entry: Any,
+    progress: Any = None,
+    collector: breach.EntityCollector | None = None,
+) -> int:
+    """Write the spooled batches into the payload ``entry``, dropping the small classes.
+
+    Deflate, AES-256 and the HMAC run in a writer thread (zlib and the AES code release the
+    GIL) while the next batch is decrypted and filtered.  Returns the rows written.
+    """
+    approval = plan_.approval
+    small = result.small_class_ids()
     written = 0
-    row_number = 0
     sink = _WriterThread(entry)
     try:
-        if csv_out:
+        if approval.output_format == "csv":
             header = io.StringIO()
-            csv.writer(header, lineterminator="\r\n").writerow(names)
-            sink.write(header.getvalue())
-        for batch in snapshot.stream(plan_.query, batch_size=_BATCH):
-            first_row = row_number + 1
-            row_number += len(batch)
-            n = len(batch)
-            by_source = _source_columns(batch, width)
-            try:
-                cols = _columns(plan_, by_source, all_positions, plan_.source_index)
-                columns = [cols[p] for p in all_positions]
-            except transforms.InvalidValueError:
-                slow = _transform_rows_slowly(plan_, batch, first_row)
-                columns = [list(map(itemgetter(p), slow)) for p in all_positions]
-            # Which rows are written: neither an invalid value dropped (suppress_row) nor a
-            # class smaller than k.  Computed column by column, then applied to every column.
-            keep: list[bool] | None = None
-            if may_suppress_row:
-                for c in columns:
-                    if suppress_marker in c:
-                        flags = [v is not suppress_marker for v in c]
-                        keep = flags if keep is None else list(map(and_, keep, flags))
-            if suppress:
-                qis = (
-                    zip(*(columns[p] for p in qi_positions), strict=True)
-                    if qi_positions
-                    else repeat((), n)
-                )
-                flags = [q not in small for q in qis]
-                keep = flags if keep is None else list(map(and_, keep, flags))
-            if keep is not None:
-                columns = [list(compress(c, keep)) for c in columns]
-            if on_entity is not None:
-                entities = by_source[entity_index]
-                for e in entities if keep is None else compress(entities, keep):
-                    on_entity(e)
-            count = len(columns[0]) if columns else 0
-            for p in long_positions:
-                if (
-                    max((len(v) for v in columns[p] if isinstance(v, str)), default=0)
-                    > max_cell_chars
-                ):
-                    raise PolicyError(
-                        f"rows {first_row}-{row_number}, column {names[p]!r}: a value is longer "
-                        f"than the cell limit of {max_cell_chars} characters; nothing was exported"
-                    )
-            if csv_out:
-                for p in keep_positions:
-                    try:
-                        columns[p] = [to_text(v) for v in columns[p]]
-                    except transforms.InvalidValueError as exc:
-                        raise _invalid(exc, row_number) from None
-                text = io.StringIO()
-                csv.writer(text, lineterminator="\r\n").writerows(zip(*columns, strict=True))
-                chunk = text.getvalue()
-            else:
-                lines = [
-                    json.dumps(
-                        dict(
-                            zip(names, [transforms.to_json_value(v) for v in values], strict=True)
-                        ),
-                        ensure_ascii=False,
-                        separators=(",", ":"),
-                    )
-                    for values in zip(*columns, strict=True)
-                ]
-                chunk = "\n".join(lines) + "\n" if lines else ""
-            if chunk:
-                sink.write(chunk)
+            csv.writer(header, lineterminator="\r\n").writerow([c.name for c in approval.columns])
+            sink.write(header.getvalue().encode("utf-8"))
+        for record in spool.replay():
+            batch = _Batch.unpack(record)
+            count = len(batch.lengths)
+            text, digests = batch.text, batch.digests
+            if small and batch.class_ids is not None and not small.isdisjoint(batch.class_ids):
+                text, count, digests = _drop_rows(batch, small)
+            if text:
+                sink.write(text)
+            if collector is not None and digests is not None:
+                collector.add_digests(digests)
             entry.add_rows(count)
             written += count
             if progress is not None:
-                progress.update(n)
+                progress.update(len(batch.lengths))
     except BaseException:
         sink.abandon()
         raise

@@ -53,14 +53,14 @@ def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_writer_thread_reraises_the_write_error() -> None:
     class Broken:
-        def write(self, text: str) -> None:
+        def write_bytes(self, data: bytes) -> None:
             raise OSError("disk full")
 
     sink = pipeline._WriterThread(Broken())
-    sink.write("x")
+    sink.write(b"x")
     with pytest.raises(OSError, match="disk full"):
         for _ in range(100):
-            sink.write("y")
+            sink.write(b"y")
         sink.finish()
 
 

@@ -269,17 +269,16 @@ def test_golden_invalid_value_errors_name_row_and_column_on_both(
 def test_rows_inserted_during_an_export_do_not_appear(
     world: World, postgres_server: PgServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another connection commits new matching rows between the two passes: the export's
-    snapshot sees neither them nor a changed count, so the consistency check passes."""
+    """Another connection commits new matching rows after the export's snapshot was taken and
+    before its read: the export does not see them (REPEATABLE READ READ ONLY)."""
     name, pg_url = _pg_copy(postgres_server, world.db_path)
     approval = world.write_approval()
     before, before_plain = _export(world, approval, pg_url)
 
-    original = pipeline.count_pass
+    original = pipeline.read_pass
     inserted = []
 
-    def count_then_insert(*args: object, **kwargs: object) -> pipeline.Counts:
-        counts = original(*args, **kwargs)  # type: ignore[arg-type]
+    def insert_then_read(*args: object, **kwargs: object) -> pipeline.ReadResult:
         with psycopg.connect(postgres_server.conninfo(name), autocommit=True) as other:
             other.execute(
                 "INSERT INTO offenders (offender_id, postcode, date_of_birth, force_code, "
@@ -289,9 +288,9 @@ def test_rows_inserted_during_an_export_do_not_appear(
                 "WHERE force_code = 'WMP'"
             )
         inserted.append(True)
-        return counts
+        return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "count_pass", count_then_insert)
+    monkeypatch.setattr(pipeline, "read_pass", insert_then_read)
     during, during_plain = _export(world, approval, pg_url)
     assert inserted
     assert during.matching_rows == before.matching_rows
