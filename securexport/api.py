@@ -475,9 +475,14 @@ def export(
                     f"pseudonym key {approval.pseudonym_key_id!r} does not match the approval's key_check",
                     hint="import the key the data owner sent for this approval",
                 )
-        # Unlock the signing keys before reading a row: a wrong passphrase fails early.
-        signing_key = store.signing_key(as_name)
-        ledger_key = store.ledger_signing_key()
+        # The first key unlocks before a row is read (a wrong passphrase fails early); the
+        # others unlock on another thread while the rows are read (scrypt, ~0.8 s each for
+        # key files, releases the GIL).  The store is not used again until they are done.
+        if pseudonym_key is None:
+            store.signing_key(as_name)
+        signing_keys = store.unlock_in_background(
+            lambda: (store.signing_key(as_name), store.ledger_signing_key())
+        )
 
         run_date = now.astimezone(UTC).date()
         ctx = transforms.RunContext(
@@ -487,7 +492,7 @@ def export(
         from securexport.source import open_source
         from securexport.spool import Spool, scratch_directory
 
-        with open_source(source_url) as source:
+        with signing_keys, open_source(source_url) as source:
             live = source.table_columns(approval.dataset)
             schema_fp = source.schema_fingerprint(approval.dataset)
             if approval.schema_sha256 and approval.schema_sha256 != schema_fp:
@@ -508,6 +513,7 @@ def export(
                 with _progress(env, approval.row_cap, "reading") as bar:
                     read = pipeline.read_pass(snapshot, compiled, spool, bar, collector=people)
                 counts = read.counts
+                signing_key, ledger_key = signing_keys.result()
                 pipeline.check_counts(approval, counts)
                 expected_written = pipeline.written_rows(counts)
                 crash_point("after-count")

@@ -37,9 +37,11 @@ import hmac
 import json
 import os
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import rfc8785
 from cryptography.hazmat.primitives import serialization
@@ -76,6 +78,52 @@ SECURE_BACKENDS = frozenset(
 )
 _CHAINER = "keyring.backends.chainer.ChainerBackend"
 _KEYSTORES = ("auto", "keyring", "file")
+_T = TypeVar("_T")
+
+
+class _PromptNeeded(Exception):
+    """A background unlock would have to ask for a passphrase: leave it to the caller."""
+
+
+_background = threading.local()  # .active: this thread must not prompt
+
+
+class BackgroundUnlock(Generic[_T]):
+    """An unlock running on its own thread (scrypt releases the GIL, so the caller's work
+    goes on meanwhile); from :meth:`KeyStore.unlock_in_background`.
+
+    The thread never prompts: if a passphrase other than the one already given is needed,
+    :meth:`result` runs the unlock again on the caller's thread, which may prompt.  Until
+    :meth:`result` returns, the caller must not use the same KeyStore.
+    """
+
+    def __init__(self, unlock: Callable[[], _T]) -> None:
+        self._unlock = unlock
+        self._value: _T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="securexport-unlock", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        _background.active = True
+        try:
+            self._value = self._unlock()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller in result()
+            self._error = exc
+
+    def __enter__(self) -> BackgroundUnlock[_T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join()  # never leave it running past the block, even on failure
+
+    def result(self) -> _T:
+        self._thread.join()
+        if isinstance(self._error, _PromptNeeded):
+            return self._unlock()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 def _class_path(obj: object) -> str:
@@ -334,6 +382,8 @@ class KeyStore:
                     return agefile.passphrase_decrypt(blob, self._passphrase, max_log_n=max_log_n)
                 except KeyUnavailableError:
                     pass  # another passphrase protects this file: ask for it
+            if getattr(_background, "active", False):
+                raise _PromptNeeded
             phrase = self._env.passphrase(f"unlock {slot.label}")
             try:
                 plain = agefile.passphrase_decrypt(blob, phrase, max_log_n=max_log_n)
@@ -349,8 +399,15 @@ class KeyStore:
         self._passphrase = phrase
         return plain
 
+    def unlock_in_background(self, unlock: Callable[[], _T]) -> BackgroundUnlock[_T]:
+        """Run ``unlock`` (calls of this store's methods) on another thread; see
+        :class:`BackgroundUnlock`."""
+        return BackgroundUnlock(unlock)
+
     def _new_passphrase(self) -> bytes:
         if self._passphrase is None:
+            if getattr(_background, "active", False):
+                raise _PromptNeeded
             self._passphrase = self._env.passphrase("protect your key files", confirm=True)
         return self._passphrase
 

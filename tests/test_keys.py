@@ -481,3 +481,62 @@ def test_real_secret_service_keyring(tmp_path: Path) -> None:
     assert out["other_service_differs"]
     assert out["after_delete"] == [None, None]
     assert out["listed"] == []
+
+
+# --------------------------------------------------------------------------- background unlock
+
+
+def test_background_unlock_gives_the_same_keys(env: Environment) -> None:
+    store = _store(env)
+    store.create_identity("alice")
+    expected = store.signing_key("alice").public_key().public_bytes_raw()
+    fresh = _store(env)
+    with fresh.unlock_in_background(lambda: fresh.signing_key("alice")) as job:
+        got = job.result()
+    assert got.public_key().public_bytes_raw() == expected
+
+
+def test_background_unlock_never_prompts_from_its_thread(tmp_path: Path) -> None:
+    """A key under another passphrase: the thread does not prompt; result() asks on the
+    caller's thread, once, and the unlock succeeds there."""
+    import threading
+
+    prompts: list[str] = []
+    answers = iter(["first passphrase", "first passphrase", "second one", "second one"])
+
+    def prompt(text: str) -> str:
+        prompts.append(f"{threading.current_thread().name}: {text}")
+        return next(answers)
+
+    def env_with(home: Home) -> Environment:
+        return Environment(
+            home=home,
+            stderr=io.StringIO(),
+            interactive=True,
+            stdin_isatty=True,
+            prompt=prompt,
+            keystore="file",
+        )
+
+    home = Home(tmp_path / "home").ensure()
+    _store(env_with(home)).create_identity("alice")  # first passphrase (asked twice)
+    _store(env_with(home)).create_pseudonym_key("k1")  # second one (asked twice)
+    prompts.clear()
+    answers = iter(["second one", "first passphrase"])
+    store = _store(env_with(home))
+    store.pseudonym_key("k1")  # main thread: "second one" is now the known passphrase
+    job = store.unlock_in_background(lambda: store.signing_key("alice"))
+    key = job.result()
+    assert isinstance(key, Ed25519PrivateKey)
+    main = threading.main_thread().name
+    assert [p.split(":")[0] for p in prompts] == [main, main]
+
+
+def test_background_unlock_reraises_a_wrong_passphrase(env: Environment, tmp_path: Path) -> None:
+    _store(env).create_identity("alice")
+    wrong = tmp_path / "wrong"
+    wrong.write_bytes(b"not the passphrase\n")
+    wrong.chmod(0o600)
+    other = _store(_env(env.home, passphrase_file=wrong))
+    with pytest.raises(KeyUnavailableError):
+        other.unlock_in_background(lambda: other.signing_key("alice")).result()
