@@ -437,8 +437,13 @@ def export(
     output: Path,
     env: Environment,
     limits: Limits = DEFAULT_LIMITS,
+    *,
+    parallel_min_rows: int | None = None,
 ) -> ExportResult:
     """Run an approved export into a bundle (DESIGN.md §8.3 order).
+
+    ``parallel_min_rows``: tables with at least this many rows are read by two processes
+    (securexport.parallel; default ``parallel.MIN_ROWS``).
 
     check approval → read in one snapshot → payload.zip → key file → manifest → sign → ledger
     append → receipt → rename.  Nothing that looks valid is left behind on failure.
@@ -478,21 +483,22 @@ def export(
         # The first key unlocks before a row is read (a wrong passphrase fails early); the
         # others unlock on another thread while the rows are read (scrypt, ~0.8 s each for
         # key files, releases the GIL).  The store is not used again until they are done.
+        # The thread starts only once the read's worker process is forked (securexport.parallel).
         if pseudonym_key is None:
             store.signing_key(as_name)
         signing_keys = store.unlock_in_background(
-            lambda: (store.signing_key(as_name), store.ledger_signing_key())
+            lambda: (store.signing_key(as_name), store.ledger_signing_key()), start=False
         )
 
         run_date = now.astimezone(UTC).date()
         ctx = transforms.RunContext(
             run_date=run_date, pseudonym_key=pseudonym_key, pseudonym_domain=approval.domain
         )
-        from securexport import pipeline
+        from securexport import parallel, pipeline
         from securexport.source import open_source
-        from securexport.spool import Spool, scratch_directory
+        from securexport.spool import scratch_directory
 
-        with signing_keys, open_source(source_url) as source:
+        with contextlib.ExitStack() as stack, signing_keys, open_source(source_url) as source:
             live = source.table_columns(approval.dataset)
             schema_fp = source.schema_fingerprint(approval.dataset)
             if approval.schema_sha256 and approval.schema_sha256 != schema_fp:
@@ -507,11 +513,25 @@ def export(
                 )
             compiled = pipeline.prepare(approval, live, run_date, ctx)
             query = compiled.query
-            with source.snapshot() as snapshot, Spool(scratch_directory(output)) as spool:
-                # One read of the source: rows are transformed, counted and sealed into the
-                # encrypted spool; only then is it known which classes are too small.
+            with source.snapshot() as snapshot:
+                # One read of the source, in two processes when that pays: rows are
+                # transformed, counted and sealed into encrypted spools; only then is it
+                # known which classes are too small.
+                reading = parallel.start(
+                    source,
+                    snapshot,
+                    compiled,
+                    live,
+                    run_date,
+                    scratch_directory(output),
+                    collector=people,
+                    max_cell_chars=limits.max_cell_bytes,
+                    min_rows=parallel.MIN_ROWS if parallel_min_rows is None else parallel_min_rows,
+                )
+                signing_keys.start()
                 with _progress(env, approval.row_cap, "reading") as bar:
-                    read = pipeline.read_pass(snapshot, compiled, spool, bar, collector=people)
+                    read = reading.finish(bar)
+                stack.callback(read.close)
                 counts = read.counts
                 signing_key, ledger_key = signing_keys.result()
                 pipeline.check_counts(approval, counts)
@@ -531,7 +551,7 @@ def export(
                                 entry = writer.open_entry(entry_name)
                                 with _progress(env, read.spooled_rows, "writing") as bar:
                                     written = pipeline.replay(
-                                        spool, compiled, read, entry, bar, collector=people
+                                        compiled, read, entry, bar, collector=people
                                     )
                                 entry.close()
                             files = writer.close()

@@ -102,7 +102,13 @@ class BackgroundUnlock(Generic[_T]):
         self._value: _T | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="securexport-unlock", daemon=True)
-        self._thread.start()
+        self._started = False
+
+    def start(self) -> BackgroundUnlock[_T]:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        return self
 
     def _run(self) -> None:
         _background.active = True
@@ -115,9 +121,11 @@ class BackgroundUnlock(Generic[_T]):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._thread.join()  # never leave it running past the block, even on failure
+        if self._started:
+            self._thread.join()  # never leave it running past the block, even on failure
 
     def result(self) -> _T:
+        self.start()
         self._thread.join()
         if isinstance(self._error, _PromptNeeded):
             return self._unlock()
@@ -399,10 +407,13 @@ class KeyStore:
         self._passphrase = phrase
         return plain
 
-    def unlock_in_background(self, unlock: Callable[[], _T]) -> BackgroundUnlock[_T]:
-        """Run ``unlock`` (calls of this store's methods) on another thread; see
-        :class:`BackgroundUnlock`."""
-        return BackgroundUnlock(unlock)
+    def unlock_in_background(
+        self, unlock: Callable[[], _T], *, start: bool = True
+    ) -> BackgroundUnlock[_T]:
+        """Run ``unlock`` (calls of this store's methods) on another thread, now or at
+        :meth:`BackgroundUnlock.start`; see :class:`BackgroundUnlock`."""
+        job = BackgroundUnlock(unlock)
+        return job.start() if start else job
 
     def _new_passphrase(self) -> bytes:
         if self._passphrase is None:

@@ -36,7 +36,7 @@ from securexport import breach, transforms
 from securexport.approval import Approval
 from securexport.errors import PolicyError
 from securexport.limits import DEFAULT_LIMITS
-from securexport.privacy import EntityRunCounter, PrivacyOutcome, evaluate
+from securexport.privacy import QI, EntityRunCounter, PrivacyOutcome, evaluate
 from securexport.privacy import check as check_privacy
 from securexport.source import BuiltQuery, Snapshot, build_query
 from securexport.spool import Spool
@@ -414,20 +414,58 @@ class _Batch:
         return cls(lengths, class_ids, digests, record[at:])
 
 
+@dataclass
+class PartRead:
+    """One part of the rows, read into its spool (the export reads one or two parts)."""
+
+    matching: int
+    invalid: int
+    spooled: int
+    counter_state: tuple[dict[QI, int], dict[QI, int], int] = field(repr=False)
+    class_ids: dict[QI, int] = field(repr=False)  # class → its id in this part's spool
+
+
 @dataclass(frozen=True)
 class ReadResult:
-    """What the single read of the source found; the formatted rows wait in the spool."""
+    """What the read of the source found; the formatted rows wait in the parts' spools."""
 
     counts: Counts
     spooled_rows: int  # rows formatted (matching rows less those dropped as invalid)
-    class_ids: dict[tuple[object, ...], int] = field(repr=False)  # class → its id in the spool
+    parts: list[tuple[Spool, PartRead]] = field(repr=False)  # in output order
 
-    def small_class_ids(self) -> frozenset[int]:
-        """Ids of the classes the replay drops (on_violation = "suppress")."""
+    def small_class_ids(self, part: PartRead) -> frozenset[int]:
+        """Ids, in ``part``'s spool, of the classes the replay drops (suppress mode)."""
         outcome = self.counts.outcome
         if outcome is None or not outcome.small_classes or outcome.suppressed_classes == 0:
             return frozenset()
-        return frozenset(self.class_ids[q] for q in outcome.small_classes)
+        ids = part.class_ids
+        return frozenset(ids[q] for q in outcome.small_classes if q in ids)
+
+    def close(self) -> None:
+        for spool, _ in self.parts:
+            spool.close()
+
+
+def combine(approval: Approval, parts: Sequence[tuple[Spool, PartRead]]) -> ReadResult:
+    """The counts over every part: the parts hold disjoint entities, so class sizes add."""
+    counter = EntityRunCounter()
+    for _, part in parts:
+        counter.absorb(*part.counter_state)
+    matching = sum(p.matching for _, p in parts)
+    if matching > approval.row_cap:
+        raise _over_cap(approval)
+    outcome = evaluate(counter, approval.privacy) if approval.privacy else None
+    invalid = sum(p.invalid for _, p in parts)
+    counts = Counts(matching=matching, invalid_suppressed=invalid, outcome=outcome)
+    return ReadResult(counts, sum(p.spooled for _, p in parts), list(parts))
+
+
+def _over_cap(approval: Approval) -> PolicyError:
+    return PolicyError(
+        f"more than row_cap={approval.row_cap} rows match approval {approval.id}; "
+        "nothing was exported",
+        hint="the data owner must narrow the filters or raise the cap",
+    )
 
 
 def _check_cell_lengths(
@@ -453,14 +491,29 @@ def read_pass(
     collector: breach.EntityCollector | None = None,
     max_cell_chars: int = DEFAULT_LIMITS.max_cell_bytes,
 ) -> ReadResult:
-    """The export's one read of the source: transform, count and format every row.
+    """The export's read of the source in one part (:func:`read_part`, then :func:`combine`)."""
+    part = read_part(snapshot, plan_, spool, progress, collector, max_cell_chars)
+    return combine(plan_.approval, [(spool, part)])
+
+
+def read_part(
+    snapshot: Snapshot,
+    plan_: CompiledPlan,
+    spool: Spool,
+    progress: Any = None,
+    collector: breach.EntityCollector | None = None,
+    max_cell_chars: int = DEFAULT_LIMITS.max_cell_bytes,
+    rows_before: int = 0,
+) -> PartRead:
+    """Read ``plan_.query``'s rows once: transform, count and format every row.
 
     Rows stream in the export query's order (entity first); each batch is transformed column
     by column, its classes counted (:class:`~securexport.privacy.EntityRunCounter`), its
     output formatted and sealed into ``spool`` with each row's length and class, so that
     :func:`replay` can drop the classes found too small once every row has been counted.
     A cell longer than ``max_cell_chars`` aborts the export: a recipient's decrypt refuses
-    such cells (``Limits.max_cell_bytes``), so it must never be written.
+    such cells (``Limits.max_cell_bytes``), so it must never be written.  ``rows_before``:
+    rows of the parts before this one (for row numbers in errors and the row cap).
     """
     approval = plan_.approval
     names = [c.name for c in approval.columns]
@@ -468,7 +521,7 @@ def read_pass(
     qi_positions = plan_.qi_positions
     counter = EntityRunCounter()
     track_classes = approval.privacy is not None and approval.privacy.on_violation == "suppress"
-    class_ids: dict[tuple[object, ...], int] = {}
+    class_ids: dict[QI, int] = {}
     may_suppress_row = any(c.on_invalid == "suppress_row" for c in approval.columns)
     suppress_marker = transforms.SUPPRESS_ROW
     to_text = transforms.to_text
@@ -483,14 +536,10 @@ def read_pass(
     invalid = 0
     spooled = 0
     for batch in snapshot.stream(plan_.query, batch_size=_BATCH):
-        first_row = matching + 1
+        first_row = rows_before + matching + 1
         matching += len(batch)
-        if matching > approval.row_cap:
-            raise PolicyError(
-                f"more than row_cap={approval.row_cap} rows match approval {approval.id}; "
-                "nothing was exported",
-                hint="the data owner must narrow the filters or raise the cap",
-            )
+        if rows_before + matching > approval.row_cap:
+            raise _over_cap(approval)
         n = len(batch)
         by_source = _source_columns(batch, width)
         try:
@@ -563,9 +612,7 @@ def read_pass(
         spooled += count
         if progress is not None:
             progress.update(n)
-    outcome = evaluate(counter, approval.privacy) if approval.privacy else None
-    counts = Counts(matching=matching, invalid_suppressed=invalid, outcome=outcome)
-    return ReadResult(counts=counts, spooled_rows=spooled, class_ids=class_ids)
+    return PartRead(matching, invalid, spooled, counter.state(), class_ids)
 
 
 def _drop_rows(batch: _Batch, small: frozenset[int]) -> tuple[bytes, int, bytes | None]:
@@ -586,20 +633,19 @@ def _drop_rows(batch: _Batch, small: frozenset[int]) -> tuple[bytes, int, bytes 
 
 
 def replay(
-    spool: Spool,
     plan_: CompiledPlan,
     result: ReadResult,
     entry: Any,
     progress: Any = None,
     collector: breach.EntityCollector | None = None,
 ) -> int:
-    """Write the spooled batches into the payload ``entry``, dropping the small classes.
+    """Write the spooled batches of every part, in order, into the payload ``entry``,
+    dropping the small classes.
 
     Deflate, AES-256 and the HMAC run in a writer thread (zlib and the AES code release the
     GIL) while the next batch is decrypted and filtered.  Returns the rows written.
     """
     approval = plan_.approval
-    small = result.small_class_ids()
     written = 0
     sink = _WriterThread(entry)
     try:
@@ -607,20 +653,22 @@ def replay(
             header = io.StringIO()
             csv.writer(header, lineterminator="\r\n").writerow([c.name for c in approval.columns])
             sink.write(header.getvalue().encode("utf-8"))
-        for record in spool.replay():
-            batch = _Batch.unpack(record)
-            count = len(batch.lengths)
-            text, digests = batch.text, batch.digests
-            if small and batch.class_ids is not None and not small.isdisjoint(batch.class_ids):
-                text, count, digests = _drop_rows(batch, small)
-            if text:
-                sink.write(text)
-            if collector is not None and digests is not None:
-                collector.add_digests(digests)
-            entry.add_rows(count)
-            written += count
-            if progress is not None:
-                progress.update(len(batch.lengths))
+        for spool, part in result.parts:
+            small = result.small_class_ids(part)
+            for record in spool.replay():
+                batch = _Batch.unpack(record)
+                count = len(batch.lengths)
+                text, digests = batch.text, batch.digests
+                if small and batch.class_ids is not None and not small.isdisjoint(batch.class_ids):
+                    text, count, digests = _drop_rows(batch, small)
+                if text:
+                    sink.write(text)
+                if collector is not None and digests is not None:
+                    collector.add_digests(digests)
+                entry.add_rows(count)
+                written += count
+                if progress is not None:
+                    progress.update(len(batch.lengths))
     except BaseException:
         sink.abandon()
         raise

@@ -149,6 +149,19 @@ class EntityRunCounter:
         """As :meth:`ClassCounter.add_invalid_row`."""
         self._invalid_rows += 1
 
+    def state(self) -> tuple[dict[QI, int], dict[QI, int], int]:
+        """Rows per class, distinct entities per class, invalid rows (for :meth:`absorb`)."""
+        return dict(self._rows), dict(self._entities), self._invalid_rows
+
+    def absorb(self, rows: dict[QI, int], entities: dict[QI, int], invalid_rows: int) -> None:
+        """Add another counter's :meth:`state`.  Exact only when the two counted disjoint
+        sets of entities (the export's parts, split by entity value)."""
+        for qi, n in rows.items():
+            self._rows[qi] = self._rows.get(qi, 0) + n
+        for qi, n in entities.items():
+            self._entities[qi] = self._entities.get(qi, 0) + n
+        self._invalid_rows += invalid_rows
+
     @property
     def matching_rows(self) -> int:
         return sum(self._rows.values()) + self._invalid_rows

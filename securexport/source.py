@@ -67,6 +67,7 @@ _CREDENTIALS_HINT = (
 
 # Rendering: one neutral form for the manifest; both backends quote identifiers with '"'.
 _RENDER_DIALECT = sa_default.DefaultDialect(paramstyle="named")
+_PG_SNAPSHOT_ID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{8}-[0-9]{1,10}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,6 +215,24 @@ def _coerce(value: object, live_type: str, run_date: date, where: str) -> object
     raise PolicyError(f"{where}: filters on a column of type {live_type} are not supported")
 
 
+@dataclass(frozen=True)
+class EntityPart:
+    """The rows whose entity sorts before ``split`` (``first``) or from it on (not
+    ``first``), in the export query's order: the two parts are disjoint and together hold
+    every row, NULL entities included (first on SQLite, last on PostgreSQL)."""
+
+    split: object
+    first: bool
+    nulls_first: bool
+
+    def condition(self, column: sa.ColumnClause[Any]) -> sa.ColumnElement[bool]:
+        below = column < sa.bindparam("entity_split", self.split)
+        if self.first:
+            return sa.or_(column.is_(None), below) if self.nulls_first else below
+        rest = sa.not_(below)
+        return rest if self.nulls_first else sa.or_(column.is_(None), rest)
+
+
 def build_query(
     approval: Approval,
     columns: Mapping[str, str],
@@ -221,6 +240,7 @@ def build_query(
     *,
     limit: int | None,
     count_sources: Sequence[str] | None = None,
+    entity_part: EntityPart | None = None,
 ) -> BuiltQuery:
     """The SELECT for ``approval`` against the live ``columns`` (name → normalised type).
 
@@ -260,6 +280,8 @@ def build_query(
     conditions: list[sa.ColumnElement[bool]] = []
     for i, flt in enumerate(approval.filters):
         conditions.append(_condition(flt, i, table, live, run_date))
+    if entity_part is not None:
+        conditions.append(entity_part.condition(table.c[approval.entity]))
 
     stmt = sa.select(*(table.c[c] for c in selected)).where(*conditions)
     # The entity first, then the other columns NULLS FIRST (SQLite's default, PostgreSQL's
@@ -633,21 +655,34 @@ class Source:
     # -- reading -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
-        """One consistent read of the database: every query in it sees the same data."""
+    def snapshot(self, shared: str | None = None) -> Iterator[Snapshot]:
+        """One consistent read of the database: every query in it sees the same data.
+
+        ``shared`` (PostgreSQL): the id from another snapshot's :meth:`Snapshot.share`, so
+        that this connection sees exactly that snapshot (``SET TRANSACTION SNAPSHOT``).
+        """
         with self._dbapi("cannot read the source database") as conn:
             if self.driver == "sqlite":
+                if shared is not None:
+                    raise ValueError("SQLite snapshots cannot be shared by id")
                 conn.execute("BEGIN")
                 # the read transaction (and its WAL snapshot / SHARED lock) starts at a read
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             else:
                 import psycopg
+                from psycopg import sql
 
                 conn.rollback()
                 conn.autocommit = False
                 conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 conn.read_only = True
                 with conn.cursor() as cur:  # takes the transaction's snapshot now
+                    if shared is not None:
+                        if not _PG_SNAPSHOT_ID.fullmatch(shared):
+                            raise ValueError("not a PostgreSQL snapshot id")
+                        cur.execute(
+                            sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(shared))
+                        )
                     cur.execute("SELECT 1")
             snap = Snapshot(self, conn)
             try:
@@ -763,6 +798,75 @@ class Snapshot:
             finally:
                 with contextlib.suppress(Exception):
                     cur.close()
+
+    @property
+    def driver(self) -> Driver:
+        return self._source.driver
+
+    def table_rows(self, dataset: str) -> int:
+        """The number of rows of ``dataset`` (all of them, unfiltered)."""
+        if self._closed:
+            raise SourceError("the snapshot is closed")
+        schema, name = _split_dataset(dataset)
+        quote = _RENDER_DIALECT.identifier_preparer.quote
+        table = f"{quote(schema)}.{quote(name)}" if schema else quote(name)
+        with _driver_errors("reading the source failed"):
+            cur = self._conn.cursor()
+            try:
+                cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - checked identifiers
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        return int(row[0]) if row else 0
+
+    def share(self) -> str | None:
+        """An id another connection can open this very snapshot with (PostgreSQL's
+        ``pg_export_snapshot``); None where the database cannot share one.
+
+        SQLite: a second connection sees the same data as this one only while no writer can
+        commit in between, which holds in rollback-journal mode (this read holds a SHARED
+        lock) and not in WAL mode; :meth:`sqlite_stable_for_readers` tells which.
+        """
+        if self._closed:
+            raise SourceError("the snapshot is closed")
+        if self._source.driver != "postgresql":
+            return None
+        with _driver_errors("cannot share the source snapshot"), self._conn.cursor() as cur:
+            cur.execute("SELECT pg_catalog.pg_export_snapshot()")
+            row = cur.fetchone()
+        return str(row[0]) if row else None
+
+    def sqlite_stable_for_readers(self) -> bool:
+        """SQLite: True when this read transaction blocks every writer (not WAL mode), so
+        another connection that starts a read now sees the same data."""
+        if self._source.driver != "sqlite":
+            return False
+        with _driver_errors("cannot read the source database"):
+            mode = self._conn.execute("PRAGMA journal_mode").fetchone()
+        return bool(mode) and str(mode[0]).lower() != "wal"
+
+    def entity_split(self, dataset: str, entity: str, offset: int) -> object:
+        """The entity at ``offset`` in entity order among the rows of ``dataset`` (all of
+        them, unfiltered: cheap, over the entity's index when there is one), NULLs left out;
+        None when there is no such row."""
+        if self._closed:
+            raise SourceError("the snapshot is closed")
+        schema, name = _split_dataset(dataset)
+        quote = _RENDER_DIALECT.identifier_preparer.quote
+        table = f"{quote(schema)}.{quote(name)}" if schema else quote(name)
+        col = quote(_check_identifier(entity, "the entity"))
+        sql_text = (
+            f"SELECT {col} FROM {table} WHERE {col} IS NOT NULL "  # noqa: S608
+            f"ORDER BY {col} LIMIT 1 OFFSET {int(offset)}"
+        )
+        with _driver_errors("reading the source failed"):
+            cur = self._conn.cursor()
+            try:
+                cur.execute(sql_text)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        return row[0] if row else None
 
     def count(self, query: BuiltQuery) -> int:
         """The number of rows ``query`` returns (within its LIMIT), in this snapshot."""

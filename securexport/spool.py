@@ -68,6 +68,21 @@ class Spool:
     def __len__(self) -> int:
         return self._written
 
+    def flush(self) -> None:
+        """Push buffered records to the file (a forked writer does, before it leaves)."""
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise FileError(f"cannot write the scratch file: {os_error_message(exc)}") from exc
+
+    def adopt(self, records: int, nbytes: int) -> None:
+        """Take over ``records`` appended by a forked child through this same file and key
+        (this process must not have appended any: the nonces would repeat)."""
+        if self._written:
+            raise ValueError("this spool has records of its own")
+        self._written = records
+        self.bytes = nbytes
+
     def replay(self) -> Iterator[bytes]:
         """Every record, in the order appended."""
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sqlite3
 import uuid
 from pathlib import Path
@@ -40,10 +41,18 @@ def _decrypt(world: World, bundle: Path) -> bytes:
     return data.read_bytes()
 
 
-def _export(world: World, approval: Path, url: str) -> tuple[api.ExportResult, bytes]:
+# Read in one process, or split between two at any size (securexport.parallel).
+ONE, TWO = 10**12, 1
+
+
+def _export(
+    world: World, approval: Path, url: str, parallel_min_rows: int = ONE
+) -> tuple[api.ExportResult, bytes]:
     world.counter += 1
     out = world.root / f"bundle-{world.counter}.sxb"
-    result = api.export(approval, url, "analyst", out, world.exporter)
+    result = api.export(
+        approval, url, "analyst", out, world.exporter, parallel_min_rows=parallel_min_rows
+    )
     return result, _decrypt(world, out)
 
 
@@ -84,9 +93,10 @@ role      = "sensitive"
 """
 
 
+@pytest.mark.parametrize("processes", [ONE, TWO], ids=["one-process", "two-processes"])
 @pytest.mark.parametrize("variant", ["default", "jsonl-keep"])
 def test_sqlite_and_postgresql_exports_are_identical(
-    world: World, postgres_server: PgServer, variant: str
+    world: World, postgres_server: PgServer, variant: str, processes: int
 ) -> None:
     _, pg_url = _pg_copy(postgres_server, world.db_path)
     if variant == "default":
@@ -95,9 +105,12 @@ def test_sqlite_and_postgresql_exports_are_identical(
         approval = world.write_approval(
             columns=JSONL_COLUMNS, privacy="", output_format="jsonl", filters=""
         )
-    lite, lite_plain = _export(world, approval, world.source_url)
-    pg, pg_plain = _export(world, approval, pg_url)
+    lite, lite_plain = _export(world, approval, world.source_url, processes)
+    pg, pg_plain = _export(world, approval, pg_url, processes)
+    serial, serial_plain = _export(world, approval, world.source_url)
     assert lite.rows_written > 100
+    assert lite_plain == serial_plain
+    assert lite.manifest["records"] == serial.manifest["records"]
     assert pg_plain == lite_plain
     for key in ("matching", "written", "suppressed", "invalid_suppressed"):
         assert pg.manifest["records"][key] == lite.manifest["records"][key]
@@ -220,8 +233,9 @@ def _golden_expected(world: World) -> bytes:
     return "\r\n".join(out).encode("utf-8")
 
 
+@pytest.mark.parametrize("processes", [ONE, TWO], ids=["one-process", "two-processes"])
 def test_golden_table_on_sqlite_and_postgresql(
-    world: World, tmp_path: Path, postgres_server: PgServer
+    world: World, tmp_path: Path, postgres_server: PgServer, processes: int
 ) -> None:
     lite_url, pg_url = _golden_databases(tmp_path, postgres_server)
     columns = (GOLDEN / "columns.toml").read_text(encoding="utf-8")
@@ -229,8 +243,8 @@ def test_golden_table_on_sqlite_and_postgresql(
         approval_id="APR-GOLDEN-1", columns=columns, privacy="", filters=""
     )
     expected = _golden_expected(world)
-    lite, lite_plain = _export(world, approval, lite_url)
-    pg, pg_plain = _export(world, approval, pg_url)
+    lite, lite_plain = _export(world, approval, lite_url, processes)
+    pg, pg_plain = _export(world, approval, pg_url, processes)
     assert lite_plain == expected
     assert pg_plain == expected
     assert lite.matching_rows == pg.matching_rows == 30
@@ -238,8 +252,9 @@ def test_golden_table_on_sqlite_and_postgresql(
     assert lite.rows_written == pg.rows_written == expected.count(b"\r\n") - 1
 
 
+@pytest.mark.parametrize("processes", [ONE, TWO], ids=["one-process", "two-processes"])
 def test_golden_invalid_value_errors_name_row_and_column_on_both(
-    world: World, tmp_path: Path, postgres_server: PgServer
+    world: World, tmp_path: Path, postgres_server: PgServer, processes: int
 ) -> None:
     lite_url, pg_url = _golden_databases(tmp_path, postgres_server)
     columns = (
@@ -254,7 +269,12 @@ def test_golden_invalid_value_errors_name_row_and_column_on_both(
         with pytest.raises(PolicyError) as info:
             world.counter += 1
             api.export(
-                approval, url, "analyst", world.root / f"e{world.counter}.sxb", world.exporter
+                approval,
+                url,
+                "analyst",
+                world.root / f"e{world.counter}.sxb",
+                world.exporter,
+                parallel_min_rows=processes,
             )
         messages.append(info.value.message)
         assert "column 'district'" in info.value.message
@@ -266,32 +286,36 @@ def test_golden_invalid_value_errors_name_row_and_column_on_both(
 # ------------------------------------------------------------------------- snapshot
 
 
+@pytest.mark.parametrize("processes", [ONE, TWO], ids=["one-process", "two-processes"])
 def test_rows_inserted_during_an_export_do_not_appear(
-    world: World, postgres_server: PgServer, monkeypatch: pytest.MonkeyPatch
+    world: World, postgres_server: PgServer, monkeypatch: pytest.MonkeyPatch, processes: int
 ) -> None:
     """Another connection commits new matching rows after the export's snapshot was taken and
-    before its read: the export does not see them (REPEATABLE READ READ ONLY)."""
+    before its read: the export does not see them (REPEATABLE READ READ ONLY), nor does its
+    second process, which opens the same snapshot by id."""
     name, pg_url = _pg_copy(postgres_server, world.db_path)
     approval = world.write_approval()
     before, before_plain = _export(world, approval, pg_url)
 
-    original = pipeline.read_pass
+    original = pipeline.read_part
     inserted = []
+    me = os.getpid()
 
-    def insert_then_read(*args: object, **kwargs: object) -> pipeline.ReadResult:
-        with psycopg.connect(postgres_server.conninfo(name), autocommit=True) as other:
-            other.execute(
-                "INSERT INTO offenders (offender_id, postcode, date_of_birth, force_code, "
-                "conviction_count, release_date, ppo_flag) "
-                "SELECT offender_id || 'X', postcode, date_of_birth, force_code, "
-                "conviction_count, release_date, ppo_flag FROM offenders "
-                "WHERE force_code = 'WMP'"
-            )
-        inserted.append(True)
+    def insert_then_read(*args: object, **kwargs: object) -> pipeline.PartRead:
+        if os.getpid() == me and not inserted:  # not in the forked worker
+            with psycopg.connect(postgres_server.conninfo(name), autocommit=True) as other:
+                other.execute(
+                    "INSERT INTO offenders (offender_id, postcode, date_of_birth, force_code, "
+                    "conviction_count, release_date, ppo_flag) "
+                    "SELECT offender_id || 'X', postcode, date_of_birth, force_code, "
+                    "conviction_count, release_date, ppo_flag FROM offenders "
+                    "WHERE force_code = 'WMP'"
+                )
+            inserted.append(True)
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "read_pass", insert_then_read)
-    during, during_plain = _export(world, approval, pg_url)
+    monkeypatch.setattr(pipeline, "read_part", insert_then_read)
+    during, during_plain = _export(world, approval, pg_url, processes)
     assert inserted
     assert during.matching_rows == before.matching_rows
     assert during_plain == before_plain

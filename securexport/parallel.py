@@ -1,0 +1,263 @@
+"""Reading an export's rows in two processes, one snapshot, identical output.
+
+The read is CPU-bound Python (transforms, HMACs, counting, CSV), so on a machine with two or
+more cores a large export splits its rows at an entity value near the middle of the table:
+this process reads the entities before it, a forked worker process the rest, each into its
+own encrypted spool (:mod:`securexport.spool`).  Concatenated, the two parts are exactly the
+rows of the one-process query in the same order, and since an entity lies wholly in one
+part, the class sizes of the parts add up (:func:`securexport.pipeline.combine`).
+
+Both processes read the same data: on PostgreSQL the worker opens this process's snapshot
+by id (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``); on SQLite only outside WAL
+mode, where this process's open read transaction blocks every writer until the worker has
+read.  Otherwise, for small tables, for an entity column that is neither text nor integer,
+or with one core, the export reads in one process.
+
+The worker is forked before any other thread starts (the caller's background key unlock
+starts after :func:`start`), shares nothing it writes with this process but its spool file,
+dies with this process (``PR_SET_PDEATHSIG``) and always leaves through ``os._exit``.  If it
+fails in any way, this process reads its part again itself: errors then name the same rows
+as a one-process read would, and a worker that crashed costs only time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from securexport import breach, pipeline
+from securexport.source import EntityPart, Snapshot, Source, build_query
+from securexport.spool import Spool
+
+MIN_ROWS = 200_000  # below this a second process costs more than it saves
+_SPLIT_TYPES = frozenset({"text", "integer"})  # entity types compared alike in SQL and order
+
+
+@dataclass
+class _Worker:
+    pid: int
+    result_fd: int
+    spool: Spool
+    plan: pipeline.CompiledPlan
+    peak_kb: int = 0  # the worker's own peak RSS, as it reported it
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        self._reap()
+
+    def _reap(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.result_fd)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(self.pid, 0)
+
+    def result(self) -> pipeline.PartRead | None:
+        """The worker's part, or None if it failed (the caller then reads it itself)."""
+        chunks = []
+        try:
+            while chunk := os.read(self.result_fd, 1 << 20):
+                chunks.append(chunk)
+        except OSError:
+            chunks = []
+        self._reap()
+        try:
+            message = pickle.loads(b"".join(chunks))  # noqa: S301 - our own child's bytes
+        except Exception:  # noqa: BLE001 - a crashed worker; read the part here instead
+            return None
+        if not isinstance(message, tuple) or message[0] != "ok":
+            return None
+        _, part, records, spooled_bytes, peak_kb = message
+        self.spool.adopt(int(records), int(spooled_bytes))
+        self.peak_kb = int(peak_kb)
+        return part if isinstance(part, pipeline.PartRead) else None
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def _peak_rss_kb() -> int:
+    with contextlib.suppress(OSError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _run_worker(
+    write_fd: int,
+    source: Source,
+    shared: str | None,
+    plan: pipeline.CompiledPlan,
+    spool: Spool,
+    collector: breach.EntityCollector | None,
+    max_cell_chars: int,
+) -> None:
+    """In the forked child: read the second part, report, leave without cleanup."""
+    message: tuple[Any, ...] = ("failed",)
+    try:
+        _die_with_parent()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills us
+        with source.snapshot(shared) as snapshot:
+            part = pipeline.read_part(snapshot, plan, spool, None, collector, max_cell_chars)
+        spool.flush()
+        message = ("ok", part, len(spool), spool.bytes, _peak_rss_kb())
+    except BaseException:  # noqa: BLE001, S110 - reported as a failure; the parent re-reads
+        pass
+    try:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view) :]
+    finally:
+        os._exit(0)
+
+
+def _parts(
+    snapshot: Snapshot,
+    plan: pipeline.CompiledPlan,
+    live: dict[str, str],
+    run_date: date,
+    min_rows: int,
+) -> tuple[pipeline.CompiledPlan, pipeline.CompiledPlan] | None:
+    """The two parts' plans, or None when the read should stay in one process."""
+    approval = plan.approval
+    if not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2:
+        return None
+    if live.get(approval.entity) not in _SPLIT_TYPES:
+        return None
+    driver = snapshot.driver
+    if driver == "sqlite" and not snapshot.sqlite_stable_for_readers():
+        return None
+    total = snapshot.table_rows(approval.dataset)
+    if total < max(min_rows, 2):
+        return None
+    split = snapshot.entity_split(approval.dataset, approval.entity, total // 2)
+    if split is None or isinstance(split, bool) or not isinstance(split, str | int):
+        return None
+    nulls_first = driver == "sqlite"
+    queries = [
+        build_query(
+            approval,
+            live,
+            run_date,
+            limit=approval.row_cap + 1,
+            entity_part=EntityPart(split, first, nulls_first),
+        )
+        for first in (True, False)
+    ]
+    return (
+        dataclasses.replace(plan, query=queries[0]),
+        dataclasses.replace(plan, query=queries[1]),
+    )
+
+
+@dataclass
+class ParallelRead:
+    """A started read: :meth:`finish` reads the first part here and collects the second."""
+
+    snapshot: Snapshot
+    plan: pipeline.CompiledPlan
+    spool_dir: Path
+    worker: _Worker | None
+    first_plan: pipeline.CompiledPlan | None
+    collector: breach.EntityCollector | None
+    max_cell_chars: int
+    worker_peak_kb: int = 0
+
+    def finish(self, progress: Any = None) -> pipeline.ReadResult:
+        spools: list[Spool] = []
+        try:
+            first_spool = Spool(self.spool_dir)
+            spools.append(first_spool)
+            plan = self.first_plan or self.plan
+            first = pipeline.read_part(
+                self.snapshot, plan, first_spool, progress, self.collector, self.max_cell_chars
+            )
+            parts = [(first_spool, first)]
+            worker, self.worker = self.worker, None
+            if worker is not None:
+                second = worker.result()
+                if second is not None:
+                    spools.append(worker.spool)
+                    parts.append((worker.spool, second))
+                    self.worker_peak_kb = worker.peak_kb
+                    if progress is not None:
+                        progress.update(second.matching)
+                else:  # the worker failed: read its part here (errors name the same rows)
+                    worker.spool.close()
+                    retry = Spool(self.spool_dir)
+                    spools.append(retry)
+                    second = pipeline.read_part(
+                        self.snapshot,
+                        worker.plan,
+                        retry,
+                        progress,
+                        self.collector,
+                        self.max_cell_chars,
+                        rows_before=first.matching,
+                    )
+                    parts.append((retry, second))
+            return pipeline.combine(self.plan.approval, parts)
+        except BaseException:
+            self.abandon()
+            for spool in spools:
+                spool.close()
+            raise
+
+    def abandon(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker.spool.close()
+            self.worker = None
+
+
+def start(
+    source: Source,
+    snapshot: Snapshot,
+    plan: pipeline.CompiledPlan,
+    live: dict[str, str],
+    run_date: date,
+    spool_dir: Path,
+    *,
+    collector: breach.EntityCollector | None = None,
+    max_cell_chars: int,
+    min_rows: int = MIN_ROWS,
+    before_fork: Callable[[], None] | None = None,
+) -> ParallelRead:
+    """Split the read and fork the worker for the second part, when that pays (see module
+    doc).  Call before starting any thread; then :meth:`ParallelRead.finish`."""
+    parts = _parts(snapshot, plan, live, run_date, min_rows)
+    if parts is None:
+        return ParallelRead(snapshot, plan, spool_dir, None, None, collector, max_cell_chars)
+    first_plan, second_plan = parts
+    shared = snapshot.share()
+    spool = Spool(spool_dir)
+    if before_fork is not None:
+        before_fork()
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        os.close(read_fd)
+        _run_worker(write_fd, source, shared, second_plan, spool, collector, max_cell_chars)
+    os.close(write_fd)
+    worker = _Worker(pid, read_fd, spool, second_plan)
+    return ParallelRead(snapshot, plan, spool_dir, worker, first_plan, collector, max_cell_chars)

@@ -1,0 +1,126 @@
+"""securexport.parallel: the export's read split between two processes, same bytes.
+
+PostgreSQL (a shared snapshot by id) is covered in tests/test_postgres_export.py; here the
+SQLite source, the decisions to stay in one process, and a worker that fails.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securexport import api, parallel
+from securexport.errors import PolicyError
+from tests.support.world import World
+
+ONE, TWO = 10**12, 1
+
+
+def _decrypt(world: World, bundle: Path) -> bytes:
+    out = bundle.with_suffix(".out")
+    api.decrypt(bundle, "force", out, world.recipient)
+    (data,) = (out / "data").iterdir()
+    return data.read_bytes()
+
+
+def _export(
+    world: World, approval: Path, processes: int, url: str | None = None
+) -> tuple[api.ExportResult, bytes]:
+    world.counter += 1
+    out = world.root / f"bundle-{world.counter}.sxb"
+    result = api.export(
+        approval, url or world.source_url, "analyst", out, world.exporter,
+        parallel_min_rows=processes,
+    )  # fmt: skip
+    return result, _decrypt(world, out)
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the forks made in this (the parent) process."""
+    made: list[int] = []
+    real: Callable[[], int] = os.fork
+
+    def counting_fork() -> int:
+        pid = real()
+        if pid:
+            made.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    return made
+
+
+def _no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_two_processes_give_the_bytes_of_one(world: World, forks: list[int]) -> None:
+    approval = world.write_approval(filters="")
+    serial, serial_plain = _export(world, approval, ONE)
+    assert forks == []
+    split, split_plain = _export(world, approval, TWO)
+    assert len(forks) == 1
+    assert split_plain == serial_plain
+    assert split.manifest["records"] == serial.manifest["records"]
+    assert serial.manifest["records"]["suppressed"] > 0  # small classes dropped in both parts
+    assert _no_children_left()
+
+
+def test_a_failed_worker_is_replaced_by_a_read_here(
+    world: World, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    approval = world.write_approval(filters="")
+    _, serial_plain = _export(world, approval, ONE)
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        os._exit(3)  # dies before reporting anything
+
+    monkeypatch.setattr(parallel, "_run_worker", crash)
+    result, plain = _export(world, approval, TWO)
+    assert len(forks) == 1
+    assert plain == serial_plain
+    assert result.rows_written > 100
+    assert _no_children_left()
+
+
+def test_wal_mode_sqlite_reads_in_one_process(world: World, forks: list[int]) -> None:
+    """In WAL mode a writer may commit between the two processes' reads: no split."""
+    with sqlite3.connect(world.db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    conn.close()
+    approval = world.write_approval()
+    result, _ = _export(world, approval, TWO)
+    assert forks == []
+    assert result.rows_written > 100
+
+
+def test_a_failing_first_part_stops_the_worker(world: World, forks: list[int]) -> None:
+    approval = world.write_approval(filters="", row_cap=10)
+    with pytest.raises(PolicyError, match="row_cap=10"):
+        _export(world, approval, TWO)
+    assert len(forks) == 1
+    assert _no_children_left()
+    assert not list(world.root.glob("*.partial"))
+
+
+def test_row_cap_counts_both_parts(world: World) -> None:
+    """Each part is under the cap, together they are over it: refused."""
+    approval = world.write_approval(filters="")
+    serial, _ = _export(world, approval, ONE)
+    cap = serial.matching_rows - 1
+    capped = world.write_approval(filters="", row_cap=cap)
+    with pytest.raises(PolicyError, match=f"row_cap={cap}"):
+        _export(world, capped, TWO)
+    exact = world.write_approval(filters="", row_cap=serial.matching_rows)
+    result, _ = _export(world, exact, TWO)
+    assert result.matching_rows == serial.matching_rows
