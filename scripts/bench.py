@@ -36,6 +36,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -95,12 +96,21 @@ class Measure:
     rows: int | None = None
     nbytes: int | None = None
     data_kb: int | None = None  # peak RSS after the key unlocks (the data path), if measured
+    worker_kb: int = 0  # peak RSS of the export's second reading process, if there was one
 
     def rss_text(self) -> str:
         text = f"{self.rss_kb / 1024:,.0f}"
         if self.data_kb is not None:
-            text = f"{self.data_kb / 1024:,.0f} (whole process {text})"
+            data = f"{self.data_kb / 1024:,.0f}"
+            if self.worker_kb:
+                data = f"{data} + {self.worker_kb / 1024:,.0f}"
+            text = f"{data} (whole process {text})"
         return text
+
+    @property
+    def data_path_kb(self) -> int:
+        """Both reading processes' peaks added (an overcount: they share pages)."""
+        return (self.data_kb or 0) + self.worker_kb
 
     def cells(self) -> list[str]:
         rows_s = f"{self.rows / self.wall:,.0f}" if self.rows else "-"
@@ -306,8 +316,30 @@ def _child_measured(report: Path, argv: list[str]) -> None:
     for name in KEY_UNLOCKS:
         wrap(name)
 
+    # A large export reads in two processes (securexport.parallel): the worker reports its
+    # own peak, which is added to this process's data-path peak below.
+    from securexport import parallel
+
+    finish = parallel.ParallelRead.finish
+
+    @functools.wraps(finish)
+    def finish_and_note(self: parallel.ParallelRead, *args: Any, **kwargs: Any) -> Any:
+        got = finish(self, *args, **kwargs)
+        state["worker_kb"] = self.worker_peak_kb
+        return got
+
+    parallel.ParallelRead.finish = finish_and_note  # type: ignore[method-assign]
+
     def write_report() -> None:
-        report.write_text(json.dumps({"unlock_kb": state["unlock_kb"], "data_kb": hwm_kb()}))
+        report.write_text(
+            json.dumps(
+                {
+                    "unlock_kb": state["unlock_kb"],
+                    "data_kb": hwm_kb(),
+                    "worker_kb": state.get("worker_kb", 0),
+                }
+            )
+        )
 
     atexit.register(write_report)
     from securexport.cli import main as cli_main
@@ -323,6 +355,7 @@ def run_measured(setup: Setup, role: str, *args: str) -> tuple[Measure, int]:
     m = run([sys.executable, __file__, "--child-measured", str(report), *argv], env=setup.env)
     got = json.loads(report.read_text())
     m.data_kb = int(got["data_kb"])
+    m.worker_kb = int(got.get("worker_kb", 0))
     # clear_refs also resets the ru_maxrss that wait4 reports: the whole-process peak is the
     # larger of the two halves.
     m.rss_kb = max(m.rss_kb, int(got["unlock_kb"]), m.data_kb)
@@ -507,8 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     results.append(base)
     notes.append(f"export / baseline = {exp.wall / base.wall:.2f} (target <= 1.5)")
     notes.append(
-        f"export data-path peak RSS = {(exp.data_kb or 0) / 1024:,.0f} MB (target < 200); "
-        f"key-unlock baseline = {unlock.rss_kb / 1024:,.0f} MB"
+        f"export data-path peak RSS = {exp.data_path_kb / 1024:,.0f} MB (target < 200; "
+        f"both processes' peaks added: {(exp.data_kb or 0) / 1024:,.0f} + "
+        f"{exp.worker_kb / 1024:,.0f}); key-unlock baseline = {unlock.rss_kb / 1024:,.0f} MB"
     )
     results.append(unlock)
 
@@ -561,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(big)
         notes.append(
             f"data-path peak RSS {big_rows:,} / {args.rows:,} rows = "
-            f"{(big.data_kb or 0) / (exp.data_kb or 1):.3f} (target <= 1.15); whole process "
+            f"{big.data_path_kb / (exp.data_path_kb or 1):.3f} (target <= 1.15); whole process "
             f"{big.rss_kb / exp.rss_kb:.3f}"
         )
 

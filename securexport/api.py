@@ -308,9 +308,16 @@ class PlanReport:
 
 
 def plan(
-    approval_path: Path, source_url: str, env: Environment, limits: Limits = DEFAULT_LIMITS
+    approval_path: Path,
+    source_url: str,
+    env: Environment,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    parallel_min_rows: int | None = None,
 ) -> PlanReport:
     """Show the data owner what an export would do, writing no data.
+
+    Large tables are counted by two processes, as :func:`export` reads them.
 
     Needs no pseudonym key: class sizes do not change under a keyed one-to-one mapping, so a
     throwaway key stands in.  A refusal (row cap, k, min rows) is reported, not raised.
@@ -322,7 +329,7 @@ def plan(
     ctx = transforms.RunContext(
         run_date=run_date, pseudonym_key=os.urandom(32), pseudonym_domain=approval.domain
     )
-    from securexport import pipeline
+    from securexport import parallel, pipeline
     from securexport.source import open_source
 
     with open_source(source_url) as source:
@@ -333,7 +340,18 @@ def plan(
         counts = pipeline.Counts(0, 0, None)
         with source.snapshot() as snapshot:
             try:
-                counts = pipeline.count_pass(snapshot, compiled)
+                counting = parallel.start(
+                    source,
+                    snapshot,
+                    compiled,
+                    live,
+                    run_date,
+                    Path(os.curdir),  # no spool: counting writes nothing
+                    max_cell_chars=limits.max_cell_bytes,
+                    min_rows=parallel.MIN_ROWS if parallel_min_rows is None else parallel_min_rows,
+                    counting=True,
+                )
+                counts = counting.finish_count()
                 pipeline.check_counts(approval, counts)
             except PolicyError as exc:
                 verdict = exc.message

@@ -28,7 +28,6 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -46,7 +45,7 @@ _SPLIT_TYPES = frozenset({"text", "integer"})  # entity types compared alike in 
 class _Worker:
     pid: int
     result_fd: int
-    spool: Spool
+    spool: Spool | None
     plan: pipeline.CompiledPlan
     peak_kb: int = 0  # the worker's own peak RSS, as it reported it
 
@@ -77,7 +76,8 @@ class _Worker:
         if not isinstance(message, tuple) or message[0] != "ok":
             return None
         _, part, records, spooled_bytes, peak_kb = message
-        self.spool.adopt(int(records), int(spooled_bytes))
+        if self.spool is not None:
+            self.spool.adopt(int(records), int(spooled_bytes))
         self.peak_kb = int(peak_kb)
         return part if isinstance(part, pipeline.PartRead) else None
 
@@ -105,19 +105,26 @@ def _run_worker(
     source: Source,
     shared: str | None,
     plan: pipeline.CompiledPlan,
-    spool: Spool,
+    spool: Spool | None,
     collector: breach.EntityCollector | None,
     max_cell_chars: int,
 ) -> None:
-    """In the forked child: read the second part, report, leave without cleanup."""
+    """In the forked child: read (or only count) the second part, report, leave without
+    cleanup."""
     message: tuple[Any, ...] = ("failed",)
     try:
         _die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills us
         with source.snapshot(shared) as snapshot:
-            part = pipeline.read_part(snapshot, plan, spool, None, collector, max_cell_chars)
-        spool.flush()
-        message = ("ok", part, len(spool), spool.bytes, _peak_rss_kb())
+            if spool is None:
+                part = pipeline.count_part(snapshot, plan)
+            else:
+                part = pipeline.read_part(snapshot, plan, spool, None, collector, max_cell_chars)
+        records, nbytes = 0, 0
+        if spool is not None:
+            spool.flush()
+            records, nbytes = len(spool), spool.bytes
+        message = ("ok", part, records, nbytes, _peak_rss_kb())
     except BaseException:  # noqa: BLE001, S110 - reported as a failure; the parent re-reads
         pass
     try:
@@ -135,6 +142,7 @@ def _parts(
     live: dict[str, str],
     run_date: date,
     min_rows: int,
+    counting: bool,
 ) -> tuple[pipeline.CompiledPlan, pipeline.CompiledPlan] | None:
     """The two parts' plans, or None when the read should stay in one process."""
     approval = plan.approval
@@ -152,20 +160,20 @@ def _parts(
     if split is None or isinstance(split, bool) or not isinstance(split, str | int):
         return None
     nulls_first = driver == "sqlite"
-    queries = [
-        build_query(
+    needed = sorted({approval.columns[p].source for p in plan.pass1_positions})
+    halves = []
+    for first in (True, False):
+        query = build_query(
             approval,
             live,
             run_date,
             limit=approval.row_cap + 1,
+            count_sources=needed if counting else None,
             entity_part=EntityPart(split, first, nulls_first),
         )
-        for first in (True, False)
-    ]
-    return (
-        dataclasses.replace(plan, query=queries[0]),
-        dataclasses.replace(plan, query=queries[1]),
-    )
+        changed = {"count_query": query} if counting else {"query": query}
+        halves.append(dataclasses.replace(plan, **changed))  # type: ignore[arg-type]
+    return halves[0], halves[1]
 
 
 @dataclass
@@ -193,6 +201,7 @@ class ParallelRead:
             parts = [(first_spool, first)]
             worker, self.worker = self.worker, None
             if worker is not None:
+                assert worker.spool is not None
                 second = worker.result()
                 if second is not None:
                     spools.append(worker.spool)
@@ -221,10 +230,32 @@ class ParallelRead:
                 spool.close()
             raise
 
+    def finish_count(self, progress: Any = None) -> pipeline.Counts:
+        """As :meth:`finish` for ``approval plan``: count the parts, write nothing."""
+        try:
+            plan = self.first_plan or self.plan
+            parts = [pipeline.count_part(self.snapshot, plan, progress)]
+            worker, self.worker = self.worker, None
+            if worker is not None:
+                second = worker.result()
+                self.worker_peak_kb = worker.peak_kb
+                if second is None:  # the worker failed: count its part here
+                    second = pipeline.count_part(
+                        self.snapshot, worker.plan, progress, rows_before=parts[0].matching
+                    )
+                elif progress is not None:
+                    progress.update(second.matching)
+                parts.append(second)
+            return pipeline.combine_counts(self.plan.approval, parts)
+        except BaseException:
+            self.abandon()
+            raise
+
     def abandon(self) -> None:
         if self.worker is not None:
             self.worker.kill()
-            self.worker.spool.close()
+            if self.worker.spool is not None:
+                self.worker.spool.close()
             self.worker = None
 
 
@@ -239,18 +270,17 @@ def start(
     collector: breach.EntityCollector | None = None,
     max_cell_chars: int,
     min_rows: int = MIN_ROWS,
-    before_fork: Callable[[], None] | None = None,
+    counting: bool = False,
 ) -> ParallelRead:
     """Split the read and fork the worker for the second part, when that pays (see module
-    doc).  Call before starting any thread; then :meth:`ParallelRead.finish`."""
-    parts = _parts(snapshot, plan, live, run_date, min_rows)
+    doc).  Call before starting any thread; then :meth:`ParallelRead.finish` (or, with
+    ``counting``, :meth:`ParallelRead.finish_count`)."""
+    parts = _parts(snapshot, plan, live, run_date, min_rows, counting)
     if parts is None:
         return ParallelRead(snapshot, plan, spool_dir, None, None, collector, max_cell_chars)
     first_plan, second_plan = parts
     shared = snapshot.share()
-    spool = Spool(spool_dir)
-    if before_fork is not None:
-        before_fork()
+    spool = None if counting else Spool(spool_dir)
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()

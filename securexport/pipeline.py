@@ -56,6 +56,7 @@ class CompiledPlan:
     count_query: BuiltQuery | None = None  # the counting pass's query (default: ``query``)
     count_source_index: list[int] = field(default_factory=list)  # as source_index, count_query
     count_entity_index: int = 0
+    batch: list[transforms.BatchTransform | None] = field(default_factory=list)  # per column
 
 
 def _pass1_positions(approval: Approval) -> tuple[list[int], list[int]]:
@@ -76,10 +77,11 @@ def compile_plan(
     selected = list(query.selected)
     qi, pass1 = _pass1_positions(approval)
     counted = list((count_query or query).selected)
+    fns = [transforms.compile_column(c, ctx) for c in approval.columns]
     return CompiledPlan(
         approval=approval,
         query=query,
-        columns=[transforms.compile_column(c, ctx) for c in approval.columns],
+        columns=fns,
         source_index=[selected.index(c.source) for c in approval.columns],
         entity_index=selected.index(approval.entity),
         qi_positions=qi,
@@ -91,6 +93,9 @@ def compile_plan(
             counted.index(c.source) if c.source in counted else -1 for c in approval.columns
         ],
         count_entity_index=counted.index(approval.entity),
+        batch=[
+            transforms.compile_batch(c, fn) for c, fn in zip(approval.columns, fns, strict=True)
+        ],
     )
 
 
@@ -208,7 +213,10 @@ def _columns(
     for pos in positions:
         values = by_source[source_index[pos]]
         fn = plan.columns[pos]
-        if plan.approval.columns[pos].transform == "pseudonym":
+        batch_fn = plan.batch[pos] if plan.batch else None
+        if batch_fn is not None and (got := batch_fn(values)) is not None:
+            out[pos] = got
+        elif plan.approval.columns[pos].transform == "pseudonym":
             out[pos] = _pseudonyms(fn, values)
         else:
             out[pos] = _apply(fn, plan.memo[pos], values, plan.int_memo[pos])
@@ -243,6 +251,18 @@ def _count_rows_slowly(
 
 
 def count_pass(snapshot: Snapshot, plan: CompiledPlan, progress: Any = None) -> Counts:
+    """Count the rows ``approval plan`` reports on, in one part (:func:`count_part`)."""
+    return combine_counts(plan.approval, [count_part(snapshot, plan, progress)])
+
+
+def count_part(
+    snapshot: Snapshot, plan: CompiledPlan, progress: Any = None, rows_before: int = 0
+) -> PartRead:
+    """Count one part's rows (row cap, invalid rows, entities per class), writing nothing.
+
+    Reads the narrow counting query (the entity and the columns the count needs).
+    ``rows_before``: rows of the parts before this one (row numbers, row cap).
+    """
     approval = plan.approval
     counter = EntityRunCounter()
     matching = 0
@@ -254,14 +274,10 @@ def count_pass(snapshot: Snapshot, plan: CompiledPlan, progress: Any = None) -> 
     count_query = plan.count_query or plan.query
     width = len(count_query.selected)
     for batch in snapshot.stream(count_query, batch_size=_BATCH):
-        first_row = matching + 1
+        first_row = rows_before + matching + 1
         matching += len(batch)
-        if matching > approval.row_cap:
-            raise PolicyError(
-                f"more than row_cap={approval.row_cap} rows match approval {approval.id}; "
-                "nothing was exported",
-                hint="the data owner must narrow the filters or raise the cap",
-            )
+        if rows_before + matching > approval.row_cap:
+            raise _over_cap(approval)
         by_source = _source_columns(batch, width)
         try:
             cols = _columns(plan, by_source, plan.pass1_positions, plan.count_source_index)
@@ -289,8 +305,19 @@ def count_pass(snapshot: Snapshot, plan: CompiledPlan, progress: Any = None) -> 
             counter.add_rows(entities, qis)
         if progress is not None:
             progress.update(len(batch))
+    return PartRead(matching, invalid, 0, counter.state(), {})
+
+
+def combine_counts(approval: Approval, parts: Sequence[PartRead]) -> Counts:
+    """The counts over every part: the parts hold disjoint entities, so class sizes add."""
+    counter = EntityRunCounter()
+    for part in parts:
+        counter.absorb(*part.counter_state)
+    matching = sum(p.matching for p in parts)
+    if matching > approval.row_cap:
+        raise _over_cap(approval)
     outcome = evaluate(counter, approval.privacy) if approval.privacy else None
-    return Counts(matching=matching, invalid_suppressed=invalid, outcome=outcome)
+    return Counts(matching, sum(p.invalid for p in parts), outcome)
 
 
 def written_rows(counts: Counts) -> int:
@@ -447,16 +474,8 @@ class ReadResult:
 
 
 def combine(approval: Approval, parts: Sequence[tuple[Spool, PartRead]]) -> ReadResult:
-    """The counts over every part: the parts hold disjoint entities, so class sizes add."""
-    counter = EntityRunCounter()
-    for _, part in parts:
-        counter.absorb(*part.counter_state)
-    matching = sum(p.matching for _, p in parts)
-    if matching > approval.row_cap:
-        raise _over_cap(approval)
-    outcome = evaluate(counter, approval.privacy) if approval.privacy else None
-    invalid = sum(p.invalid for _, p in parts)
-    counts = Counts(matching=matching, invalid_suppressed=invalid, outcome=outcome)
+    """The read of every part, counts combined (:func:`combine_counts`)."""
+    counts = combine_counts(approval, [p for _, p in parts])
     return ReadResult(counts, sum(p.spooled for _, p in parts), list(parts))
 
 
