@@ -7,7 +7,8 @@ tests (tests/test_ledger_crash.py) run the CLI with it and check what is left on
 
 Stages, in the order an export reaches them (DESIGN.md §8.3):
 
-``after-count``           the counting pass is done; nothing written yet
+``after-count``           the source is read and counted (rows wait in the encrypted
+                          spool); nothing written yet
 ``after-payload``         payload.zip is written and fsynced (as ``<out>.payload.partial``)
 ``after-manifest-sign``   the manifest is built and signed
 ``ledger-before-commit``  inside the ledger's append transaction, before COMMIT

@@ -1,7 +1,7 @@
 """Breach response: if bundles leak, who was in them?
 
 For an approval with an ``[owner]`` table, ``export`` collects the entity ids of the rows it
-writes (pass 2), keys each with HMAC-SHA-256 under a random per-export salt, and stores the sorted
+writes (the rows left after suppression), keys each with HMAC-SHA-256 under a random per-export salt, and stores the sorted
 list, sealed with age to the owner's key, beside the ledger entry (attachment ``entities.age``;
 it travels to the owner in ``ledger sync``).  The signed manifest records the number of people
 (``records.entities``) and ``records.entity_set_sha256`` = SHA-256 of the concatenated sorted

@@ -2,10 +2,11 @@
 
 The read is CPU-bound Python (transforms, HMACs, counting, CSV), so on a machine with two or
 more cores a large export splits its rows at an entity value near the middle of the table:
-this process reads the entities before it, a forked worker process the rest, each into its
-own encrypted spool (:mod:`securexport.spool`).  Concatenated, the two parts are exactly the
-rows of the one-process query in the same order, and since an entity lies wholly in one
-part, the class sizes of the parts add up (:func:`securexport.pipeline.combine`).
+this process reads the entities before it (and the rows with a NULL entity, a range of their
+own), a forked worker process the rest, each part into its own encrypted spool
+(:mod:`securexport.spool`).  Concatenated, the parts are exactly the rows of the one-process
+query in the same order, and since an entity lies wholly in one part, the class sizes of the
+parts add up (:func:`securexport.pipeline.combine`).  ``approval plan`` counts the same way.
 
 Both processes read the same data: on PostgreSQL the worker opens this process's snapshot
 by id (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``); on SQLite only outside WAL
@@ -28,15 +29,17 @@ import os
 import pickle
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from securexport import breach, pipeline
 from securexport.source import EntityPart, Snapshot, Source, build_query
 from securexport.spool import Spool
 
+_T = TypeVar("_T")
 MIN_ROWS = 200_000  # below this a second process costs more than it saves
 _SPLIT_TYPES = frozenset({"text", "integer"})  # entity types compared alike in SQL and order
 
@@ -136,15 +139,30 @@ def _run_worker(
         os._exit(0)
 
 
-def _parts(
+@dataclass(frozen=True)
+class _Layout:
+    """The parts of a split read, in output order: ``before`` (read here), ``worker`` (read
+    by the worker), ``after`` (read here, once the worker's part is in)."""
+
+    before: list[pipeline.CompiledPlan]
+    worker: pipeline.CompiledPlan
+    after: list[pipeline.CompiledPlan]
+
+
+def _layout(
     snapshot: Snapshot,
     plan: pipeline.CompiledPlan,
     live: dict[str, str],
     run_date: date,
     min_rows: int,
     counting: bool,
-) -> tuple[pipeline.CompiledPlan, pipeline.CompiledPlan] | None:
-    """The two parts' plans, or None when the read should stay in one process."""
+) -> _Layout | None:
+    """How to split the read, or None when it should stay in one process.
+
+    Entities before the middle one are read here, the rest by the worker; NULL entities form
+    a third part (NULL sorts first on SQLite, last on PostgreSQL), read here: ``x IS NULL OR
+    x < s`` would make SQLite scan the whole index instead of a range.
+    """
     approval = plan.approval
     if not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2:
         return None
@@ -159,70 +177,89 @@ def _parts(
     split = snapshot.entity_split(approval.dataset, approval.entity, total // 2)
     if split is None or isinstance(split, bool) or not isinstance(split, str | int):
         return None
-    nulls_first = driver == "sqlite"
     needed = sorted({approval.columns[p].source for p in plan.pass1_positions})
-    halves = []
-    for first in (True, False):
+
+    def part(kind: Literal["null", "below", "from"]) -> pipeline.CompiledPlan:
         query = build_query(
             approval,
             live,
             run_date,
             limit=approval.row_cap + 1,
             count_sources=needed if counting else None,
-            entity_part=EntityPart(split, first, nulls_first),
+            entity_part=EntityPart(kind, split),
         )
         changed = {"count_query": query} if counting else {"query": query}
-        halves.append(dataclasses.replace(plan, **changed))  # type: ignore[arg-type]
-    return halves[0], halves[1]
+        return dataclasses.replace(plan, **changed)  # type: ignore[arg-type]
+
+    if driver == "sqlite":
+        return _Layout([part("null"), part("below")], part("from"), [])
+    return _Layout([part("below")], part("from"), [part("null")])
 
 
 @dataclass
 class ParallelRead:
-    """A started read: :meth:`finish` reads the first part here and collects the second."""
+    """A started read: :meth:`finish` reads this process's parts and collects the worker's."""
 
     snapshot: Snapshot
     plan: pipeline.CompiledPlan
     spool_dir: Path
     worker: _Worker | None
-    first_plan: pipeline.CompiledPlan | None
+    layout: _Layout | None
     collector: breach.EntityCollector | None
     max_cell_chars: int
     worker_peak_kb: int = 0
 
+    def _parts(
+        self, read: Callable[[pipeline.CompiledPlan, int], _T], matching: Callable[[_T], int]
+    ) -> list[_T]:
+        """Every part in output order: ``read(plan, rows_before)`` here, the worker's part
+        from the worker (or, if it failed, read here too)."""
+        layout = self.layout
+        if layout is None:
+            return [read(self.plan, 0)]
+        done: list[_T] = []
+        rows = 0
+        for plan in layout.before:
+            done.append(read(plan, rows))
+            rows += matching(done[-1])
+        worker, self.worker = self.worker, None
+        assert worker is not None
+        got = worker.result()
+        self.worker_peak_kb = worker.peak_kb
+        if got is None:  # the worker failed: read its part here (errors name the same rows)
+            if worker.spool is not None:
+                worker.spool.close()
+            done.append(read(worker.plan, rows))
+        else:
+            done.append(self._adopt(worker, got))
+        rows += matching(done[-1])
+        for plan in layout.after:
+            done.append(read(plan, rows))
+            rows += matching(done[-1])
+        return done
+
+    def _adopt(self, worker: _Worker, part: pipeline.PartRead) -> Any:
+        return part if worker.spool is None else (worker.spool, part)
+
     def finish(self, progress: Any = None) -> pipeline.ReadResult:
         spools: list[Spool] = []
-        try:
-            first_spool = Spool(self.spool_dir)
-            spools.append(first_spool)
-            plan = self.first_plan or self.plan
-            first = pipeline.read_part(
-                self.snapshot, plan, first_spool, progress, self.collector, self.max_cell_chars
+
+        def read(plan: pipeline.CompiledPlan, rows_before: int) -> tuple[Spool, pipeline.PartRead]:
+            spool = Spool(self.spool_dir)
+            spools.append(spool)
+            part = pipeline.read_part(
+                self.snapshot,
+                plan,
+                spool,
+                progress,
+                self.collector,
+                self.max_cell_chars,
+                rows_before=rows_before,
             )
-            parts = [(first_spool, first)]
-            worker, self.worker = self.worker, None
-            if worker is not None:
-                assert worker.spool is not None
-                second = worker.result()
-                if second is not None:
-                    spools.append(worker.spool)
-                    parts.append((worker.spool, second))
-                    self.worker_peak_kb = worker.peak_kb
-                    if progress is not None:
-                        progress.update(second.matching)
-                else:  # the worker failed: read its part here (errors name the same rows)
-                    worker.spool.close()
-                    retry = Spool(self.spool_dir)
-                    spools.append(retry)
-                    second = pipeline.read_part(
-                        self.snapshot,
-                        worker.plan,
-                        retry,
-                        progress,
-                        self.collector,
-                        self.max_cell_chars,
-                        rows_before=first.matching,
-                    )
-                    parts.append((retry, second))
+            return spool, part
+
+        try:
+            parts = self._parts(read, lambda got: got[1].matching)
             return pipeline.combine(self.plan.approval, parts)
         except BaseException:
             self.abandon()
@@ -232,20 +269,12 @@ class ParallelRead:
 
     def finish_count(self, progress: Any = None) -> pipeline.Counts:
         """As :meth:`finish` for ``approval plan``: count the parts, write nothing."""
+
+        def count(plan: pipeline.CompiledPlan, rows_before: int) -> pipeline.PartRead:
+            return pipeline.count_part(self.snapshot, plan, progress, rows_before=rows_before)
+
         try:
-            plan = self.first_plan or self.plan
-            parts = [pipeline.count_part(self.snapshot, plan, progress)]
-            worker, self.worker = self.worker, None
-            if worker is not None:
-                second = worker.result()
-                self.worker_peak_kb = worker.peak_kb
-                if second is None:  # the worker failed: count its part here
-                    second = pipeline.count_part(
-                        self.snapshot, worker.plan, progress, rows_before=parts[0].matching
-                    )
-                elif progress is not None:
-                    progress.update(second.matching)
-                parts.append(second)
+            parts = self._parts(count, lambda got: got.matching)
             return pipeline.combine_counts(self.plan.approval, parts)
         except BaseException:
             self.abandon()
@@ -272,13 +301,12 @@ def start(
     min_rows: int = MIN_ROWS,
     counting: bool = False,
 ) -> ParallelRead:
-    """Split the read and fork the worker for the second part, when that pays (see module
-    doc).  Call before starting any thread; then :meth:`ParallelRead.finish` (or, with
+    """Split the read and fork the worker for its part, when that pays (see module doc).
+    Call before starting any thread; then :meth:`ParallelRead.finish` (or, with
     ``counting``, :meth:`ParallelRead.finish_count`)."""
-    parts = _parts(snapshot, plan, live, run_date, min_rows, counting)
-    if parts is None:
+    layout = _layout(snapshot, plan, live, run_date, min_rows, counting)
+    if layout is None:
         return ParallelRead(snapshot, plan, spool_dir, None, None, collector, max_cell_chars)
-    first_plan, second_plan = parts
     shared = snapshot.share()
     spool = None if counting else Spool(spool_dir)
     read_fd, write_fd = os.pipe()
@@ -287,7 +315,7 @@ def start(
     pid = os.fork()
     if pid == 0:  # the worker
         os.close(read_fd)
-        _run_worker(write_fd, source, shared, second_plan, spool, collector, max_cell_chars)
+        _run_worker(write_fd, source, shared, layout.worker, spool, collector, max_cell_chars)
     os.close(write_fd)
-    worker = _Worker(pid, read_fd, spool, second_plan)
-    return ParallelRead(snapshot, plan, spool_dir, worker, first_plan, collector, max_cell_chars)
+    worker = _Worker(pid, read_fd, spool, layout.worker)
+    return ParallelRead(snapshot, plan, spool_dir, worker, layout, collector, max_cell_chars)

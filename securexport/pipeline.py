@@ -1,19 +1,23 @@
 """The data path: rows from one snapshot, through the compiled transforms, into the payload.
 
-Two passes over one snapshot: :func:`count_pass` counts matching rows (row cap), entities per
-quasi-identifier class (k) and invalid rows; :func:`write_rows` streams the same rows again
-into the encrypted entry, dropping suppressed classes.  Memory grows with the number of
-classes, never with the rows: the query orders rows by entity, so distinct entities are
+The export reads the source once, in one snapshot: :func:`read_part` transforms every row,
+counts matching rows (row cap), entities per quasi-identifier class (k) and invalid rows, and
+seals each formatted batch into an encrypted spool (:mod:`securexport.spool`) with each row's
+length and class; :func:`combine` decides which classes are too small, and :func:`replay`
+streams the spool into the encrypted entry without them.  A large read is split by entity
+between two processes (:mod:`securexport.parallel`), each with its own spool.  ``approval
+plan`` only counts (:func:`count_part`, over a narrower query).  Memory grows with the number
+of classes, never with the rows: the query orders rows by entity, so distinct entities are
 counted one entity at a time (:class:`~securexport.privacy.EntityRunCounter`).  Errors name a
 row number and a column, never a value.
 
 Speed (docs/performance.md): rows are processed a batch at a time, column by column; a
 transform whose output depends only on its input's value is memoised per column (bounded), so
-repeated dates, postcodes and codes cost one dictionary lookup; the CSV of a batch is formatted
-in one call; and deflate + AES-256 + the HMACs run in a writer thread (zlib and the AES code
-release the GIL), overlapping with reading and transforming the next batch.  Output bytes are
-exactly those of the row-at-a-time path, which still runs for a batch that holds an invalid
-value, so errors name the same row and column.
+repeated dates and codes cost one dictionary lookup; postcodes go through one regular
+expression per batch; the CSV of a batch is formatted in one call; and deflate + AES-256 + the
+HMACs run in a writer thread (zlib and the AES code release the GIL) during the replay.
+Output bytes are exactly those of the row-at-a-time path, which still runs for a batch that
+holds an invalid value, so errors name the same row and column.
 """
 
 from __future__ import annotations
@@ -50,10 +54,10 @@ class CompiledPlan:
     source_index: list[int]  # per column: its source's position in a row of ``query``
     entity_index: int
     qi_positions: list[int]  # positions in approval.columns
-    pass1_positions: list[int]  # columns evaluated in the counting pass
+    pass1_positions: list[int]  # columns the count needs (quasi-identifiers, suppress_row)
     memo: list[dict[object, object] | None] = field(default_factory=list)  # per column
     int_memo: list[dict[object, object] | None] = field(default_factory=list)  # per column
-    count_query: BuiltQuery | None = None  # the counting pass's query (default: ``query``)
+    count_query: BuiltQuery | None = None  # plan's counting query (default: ``query``)
     count_source_index: list[int] = field(default_factory=list)  # as source_index, count_query
     count_entity_index: int = 0
     batch: list[transforms.BatchTransform | None] = field(default_factory=list)  # per column
@@ -226,7 +230,7 @@ def _columns(
 def _count_rows_slowly(
     plan: CompiledPlan, batch: list[Any], first_row: int, counter: EntityRunCounter
 ) -> int:
-    """The row-at-a-time counting pass over one batch (names the failing row and column)."""
+    """Row-at-a-time counting of one batch (names the failing row and column)."""
     invalid = 0
     for n, row in enumerate(batch, first_row):
         values: dict[int, object] = {}

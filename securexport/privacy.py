@@ -2,9 +2,9 @@
 
 A *class* is one combination of the quasi-identifiers' output values (NULL, ``None``, is a value
 of its own).  Its *size* is the number of distinct entities (people) with a row in it; an
-entity whose rows fall in several classes counts in each.  The export makes two passes over one
-snapshot: the first feeds :class:`ClassCounter`, :func:`evaluate` and :func:`check` decide, and
-the second writes every row whose class :func:`is_suppressed` does not name.
+entity whose rows fall in several classes counts in each.  The export reads one snapshot once:
+the read feeds a counter, :func:`evaluate` and :func:`check` decide, and the replay of the
+spooled rows writes every row whose class is not suppressed (securexport.pipeline).
 
 Memory grows with the number of classes and of (class, entity) pairs, never with the row
 payload: an entity is held as an 8-byte digest of its text form.  A digest collision can only
@@ -63,7 +63,7 @@ def entity_digest(entity: object) -> int:
 
 
 class ClassCounter:
-    """Counts rows and distinct entities per class, one row at a time (the first pass)."""
+    """Counts rows and distinct entities per class, one row at a time, in any row order."""
 
     __slots__ = ("_classes", "_invalid_rows", "_rows")
 
@@ -182,7 +182,7 @@ class EntityRunCounter:
 
 @dataclass(frozen=True)
 class PrivacyOutcome:
-    """The verdict of the first pass; everything but ``small_classes`` is counts only."""
+    """The verdict of the count; everything but ``small_classes`` is counts only."""
 
     k: int
     matching_rows: int
@@ -280,7 +280,7 @@ def check(outcome: PrivacyOutcome, privacy: Privacy) -> None:
 
 
 def is_suppressed(outcome: PrivacyOutcome, qi: QI) -> bool:
-    """Whether the second pass drops rows of class ``qi`` (always False under ``abort``)."""
+    """Whether the export drops rows of class ``qi`` (always False under ``abort``)."""
     return bool(outcome.suppressed_classes) and qi in outcome.small_classes
 
 

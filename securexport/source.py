@@ -217,20 +217,18 @@ def _coerce(value: object, live_type: str, run_date: date, where: str) -> object
 
 @dataclass(frozen=True)
 class EntityPart:
-    """The rows whose entity sorts before ``split`` (``first``) or from it on (not
-    ``first``), in the export query's order: the two parts are disjoint and together hold
-    every row, NULL entities included (first on SQLite, last on PostgreSQL)."""
+    """One part of a query's rows by entity value: ``"null"`` (NULL entities), ``"below"``
+    (entities sorting before ``split``) or ``"from"`` (``split`` and after).  The three are
+    disjoint and together hold every row; each is a range of the entity's index."""
 
-    split: object
-    first: bool
-    nulls_first: bool
+    kind: Literal["null", "below", "from"]
+    split: object = None
 
     def condition(self, column: sa.ColumnClause[Any]) -> sa.ColumnElement[bool]:
+        if self.kind == "null":
+            return column.is_(None)
         below = column < sa.bindparam("entity_split", self.split)
-        if self.first:
-            return sa.or_(column.is_(None), below) if self.nulls_first else below
-        rest = sa.not_(below)
-        return rest if self.nulls_first else sa.or_(column.is_(None), rest)
+        return below if self.kind == "below" else sa.not_(below)
 
 
 def build_query(

@@ -124,3 +124,32 @@ def test_row_cap_counts_both_parts(world: World) -> None:
     exact = world.write_approval(filters="", row_cap=serial.matching_rows)
     result, _ = _export(world, exact, TWO)
     assert result.matching_rows == serial.matching_rows
+
+
+def _with_null_entities(world: World) -> str:
+    """A copy of the world's table where every 40th row has a NULL entity."""
+    db = world.root / "null-entities.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("ATTACH DATABASE ? AS src", (str(world.db_path),))
+        conn.execute("CREATE TABLE offenders AS SELECT * FROM src.offenders")
+        conn.execute("UPDATE offenders SET offender_id = NULL WHERE rowid % 40 = 0")
+        conn.execute("CREATE INDEX offenders_offender_id ON offenders (offender_id)")
+    conn.close()
+    return f"sqlite:///{db}"
+
+
+def test_null_entities_keep_their_place(world: World, forks: list[int]) -> None:
+    """NULL entities are a part of their own, first on SQLite, as in one process."""
+    url = _with_null_entities(world)
+    approval = world.write_approval(filters="")
+    serial, serial_plain = _export(world, approval, ONE, url)
+    split, split_plain = _export(world, approval, TWO, url)
+    assert len(forks) == 1
+    assert split_plain == serial_plain
+    assert split.manifest["records"] == serial.manifest["records"]
+    first_rows = serial_plain.split(b"\r\n")[1:4]
+    assert all(row.startswith(b",") for row in first_rows)  # NULL pseudonym: empty, first
+    report_one = api.plan(approval, url, world.owner, parallel_min_rows=ONE)
+    report_two = api.plan(approval, url, world.owner, parallel_min_rows=TWO)
+    assert report_one == report_two
+    assert report_two.written_rows == serial.rows_written

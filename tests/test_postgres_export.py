@@ -322,3 +322,20 @@ def test_rows_inserted_during_an_export_do_not_appear(
     monkeypatch.undo()
     after, _ = _export(world, approval, pg_url)
     assert after.matching_rows == 2 * before.matching_rows
+
+
+def test_null_entities_last_in_two_processes(world: World, postgres_server: PgServer) -> None:
+    """NULL entities sort last on PostgreSQL: their part is read after the worker's."""
+    name, pg_url = _pg_copy(postgres_server, world.db_path)
+    with psycopg.connect(postgres_server.conninfo(name), autocommit=True) as conn:
+        conn.execute("ALTER TABLE offenders ALTER COLUMN offender_id DROP NOT NULL")
+        conn.execute(
+            "UPDATE offenders SET offender_id = NULL WHERE offender_id IN "
+            "(SELECT offender_id FROM offenders ORDER BY offender_id LIMIT 50)"
+        )
+    approval = world.write_approval(filters="")
+    one, one_plain = _export(world, approval, pg_url, ONE)
+    two, two_plain = _export(world, approval, pg_url, TWO)
+    assert two_plain == one_plain
+    assert two.manifest["records"] == one.manifest["records"]
+    assert one_plain.split(b"\r\n")[-2].startswith(b",")  # a NULL pseudonym, last
