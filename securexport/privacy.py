@@ -16,11 +16,13 @@ Messages never contain values, only counts.  Nothing here does I/O.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from itertools import compress, islice
+from operator import eq
 
 from securexport.approval import Privacy
 from securexport.errors import PolicyError
@@ -131,19 +133,36 @@ class EntityRunCounter:
         self._started = False
         self._invalid_rows = 0
 
-    def add_rows(self, entities: Iterable[object], qis: Iterable[QI]) -> None:
-        """Count rows (in query order): ``qis[i]`` is row i's class, ``entities[i]`` its entity."""
-        rows, ents = self._rows, self._entities
-        seen, current, started = self._seen, self._current, self._started
-        for entity, qi in zip(entities, qis, strict=True):
-            if not started or entity != current:
-                seen = set()
-                current, started = entity, True
-            rows[qi] = rows.get(qi, 0) + 1
-            if qi not in seen:
+    def add_rows(self, entities: Sequence[object], qis: Sequence[QI]) -> None:
+        """Count rows (in query order): ``qis[i]`` is row i's class, ``entities[i]`` its entity.
+
+        Every row is first counted as a new entity of its class (in C, by
+        ``collections.Counter``'s helper); then only the rows that continue the previous
+        row's entity (a minority: most people have one row) are looked at, and a class
+        already seen in the same run is taken back.
+        """
+        n = len(entities)
+        if n != len(qis):
+            raise ValueError("entities and qis differ in length")
+        if not n:
+            return
+        ents = self._entities
+        _count_elements(self._rows, qis)
+        _count_elements(ents, qis)
+        # continues[i]: row i has the previous row's entity (row 0: the last batch's last row)
+        continues = [self._started and entities[0] == self._current]
+        continues += map(eq, islice(entities, 1, None), entities)
+        seen = self._seen
+        for i in compress(range(n), continues):
+            if i and not continues[i - 1]:
+                seen = {qis[i - 1]}  # the run started on the row before
+            qi = qis[i]
+            if qi in seen:
+                ents[qi] -= 1
+            else:
                 seen.add(qi)
-                ents[qi] = ents.get(qi, 0) + 1
-        self._seen, self._current, self._started = seen, current, started
+        self._seen = seen if continues[-1] else {qis[-1]}
+        self._current, self._started = entities[-1], True
 
     def add_invalid_row(self) -> None:
         """As :meth:`ClassCounter.add_invalid_row`."""

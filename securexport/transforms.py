@@ -33,8 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from itertools import compress, pairwise, repeat
-from operator import is_not
+from itertools import pairwise
 from typing import Any, Final
 
 from securexport.approval import TRANSFORMS, Column
@@ -570,6 +569,7 @@ _POSTCODE_LINES: Final[Mapping[str, re.Pattern[str]]] = {
 }
 
 BatchTransform = Callable[[Sequence[object]], list[object] | None]
+_EMPTY_FOR_NONE: Final[Mapping[object, str]] = {None: ""}
 
 
 def _batch_postcode_trunc(column: Column, one: CompiledTransform) -> BatchTransform:
@@ -578,27 +578,19 @@ def _batch_postcode_trunc(column: Column, one: CompiledTransform) -> BatchTransf
 
     def postcodes(values: Sequence[object]) -> list[object] | None:
         kinds = set(map(type, values))
-        if not kinds <= {str, type(None)}:
+        if not values or not kinds <= {str, type(None)}:
             return None
-        texts: Sequence[object] = values
-        if type(None) in kinds:  # NULL in, NULL out
-            texts = list(compress(values, map(is_not, values, repeat(None))))
-        if not texts:
-            return None
-        joined = "\n".join(texts)  # type: ignore[arg-type]
-        if joined.count("\n") != len(texts) - 1:
+        # NULL becomes an empty line (no match: ``one`` gives NULL for it below)
+        joined = "\n".join(map(_EMPTY_FOR_NONE.get, values, values))  # type: ignore[arg-type]
+        if joined.count("\n") != len(values) - 1:
             return None  # a value holds a newline
         found: list[Any] = findall(joined)
-        if len(found) != len(texts):
+        if len(found) != len(values):
             return None  # cannot happen (one match per line); be safe
         if level == "sector":
             found = [f"{d} {n}" if d else "" for d, n in found]
         # "" marks a value not in the written form: the value-by-value function decides.
-        out = [got or one(v) for v, got in zip(texts, found, strict=True)]
-        if texts is values:
-            return out
-        it = iter(out)
-        return [None if v is None else next(it) for v in values]
+        return [got or one(v) for v, got in zip(values, found, strict=True)]
 
     return postcodes
 

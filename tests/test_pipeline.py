@@ -7,9 +7,37 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from securexport import pipeline
 from securexport.privacy import ClassCounter, EntityRunCounter
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 12), st.tuples(st.sampled_from("ab"), st.integers(0, 2))),
+        max_size=80,
+    ),
+    cuts=st.lists(st.integers(1, 9), min_size=1, max_size=20),
+)
+def test_entity_run_counter_equals_class_counter_for_any_batching(
+    rows: list[tuple[int, tuple[str, int]]], cuts: list[int]
+) -> None:
+    rows = sorted(rows, key=lambda r: r[0])  # grouped by entity, classes in any order
+    reference = ClassCounter()
+    for entity, qi in rows:
+        reference.add(qi, entity)
+    fast = EntityRunCounter()
+    start, k = 0, 0
+    while start < len(rows):
+        chunk = rows[start : start + cuts[k % len(cuts)]]
+        fast.add_rows([e for e, _ in chunk], [q for _, q in chunk])
+        start += len(chunk)
+        k += 1
+    fast.add_rows([], [])
+    assert sorted(fast.classes()) == sorted(reference.classes())
 
 
 def test_entity_run_counter_matches_class_counter_on_grouped_rows() -> None:
