@@ -123,11 +123,11 @@ class EntityRunCounter:
     run; docs/performance.md says why the query's order rules that out.
     """
 
-    __slots__ = ("_current", "_entities", "_invalid_rows", "_rows", "_seen", "_started")
+    __slots__ = ("_current", "_invalid_rows", "_repeats", "_rows", "_seen", "_started")
 
     def __init__(self) -> None:
         self._rows: dict[QI, int] = {}
-        self._entities: dict[QI, int] = {}
+        self._repeats: dict[QI, int] = {}  # rows of a class whose entity was counted in it
         self._seen: set[QI] = set()  # classes of the current entity
         self._current: object = None
         self._started = False
@@ -136,19 +136,17 @@ class EntityRunCounter:
     def add_rows(self, entities: Sequence[object], qis: Sequence[QI]) -> None:
         """Count rows (in query order): ``qis[i]`` is row i's class, ``entities[i]`` its entity.
 
-        Every row is first counted as a new entity of its class (in C, by
-        ``collections.Counter``'s helper); then only the rows that continue the previous
-        row's entity (a minority: most people have one row) are looked at, and a class
-        already seen in the same run is taken back.
+        Rows are counted per class in C (``collections.Counter``'s helper); entities per class
+        are rows less repeats, and only the rows that continue the previous row's entity (a
+        minority: most people have one row) are looked at for repeats.
         """
         n = len(entities)
         if n != len(qis):
             raise ValueError("entities and qis differ in length")
         if not n:
             return
-        ents = self._entities
+        repeats = self._repeats
         _count_elements(self._rows, qis)
-        _count_elements(ents, qis)
         # continues[i]: row i has the previous row's entity (row 0: the last batch's last row)
         continues = [self._started and entities[0] == self._current]
         continues += map(eq, islice(entities, 1, None), entities)
@@ -158,7 +156,7 @@ class EntityRunCounter:
                 seen = {qis[i - 1]}  # the run started on the row before
             qi = qis[i]
             if qi in seen:
-                ents[qi] -= 1
+                repeats[qi] = repeats.get(qi, 0) + 1
             else:
                 seen.add(qi)
         self._seen = seen if continues[-1] else {qis[-1]}
@@ -170,15 +168,20 @@ class EntityRunCounter:
 
     def state(self) -> tuple[dict[QI, int], dict[QI, int], int]:
         """Rows per class, distinct entities per class, invalid rows (for :meth:`absorb`)."""
-        return dict(self._rows), dict(self._entities), self._invalid_rows
+        rows, repeats = self._rows, self._repeats
+        return (
+            dict(rows),
+            {qi: n - repeats.get(qi, 0) for qi, n in rows.items()},
+            self._invalid_rows,
+        )
 
     def absorb(self, rows: dict[QI, int], entities: dict[QI, int], invalid_rows: int) -> None:
         """Add another counter's :meth:`state`.  Exact only when the two counted disjoint
         sets of entities (the export's parts, split by entity value)."""
         for qi, n in rows.items():
             self._rows[qi] = self._rows.get(qi, 0) + n
-        for qi, n in entities.items():
-            self._entities[qi] = self._entities.get(qi, 0) + n
+        for qi, n in entities.items():  # entities = rows - repeats
+            self._repeats[qi] = self._repeats.get(qi, 0) + rows[qi] - n
         self._invalid_rows += invalid_rows
 
     @property
@@ -194,9 +197,9 @@ class EntityRunCounter:
 
     def classes(self) -> Iterable[tuple[QI, int, int]]:
         """``(qi, rows, size)`` per class, size being the number of distinct entities."""
-        ents = self._entities
+        repeats = self._repeats
         for qi, rows in self._rows.items():
-            yield qi, rows, ents[qi]
+            yield qi, rows, rows - repeats.get(qi, 0)
 
 
 @dataclass(frozen=True)
