@@ -56,12 +56,16 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return made
 
 
-def _no_children_left() -> bool:
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+def _reaped(pids: list[int]) -> bool:
+    """Every worker we forked has exited and was waited for (no zombie, nothing running).
+    (Other children of this test process, such as a database server, do not count.)"""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue  # already reaped by securexport
+        return False
+    return bool(pids)
 
 
 def test_two_processes_give_the_bytes_of_one(world: World, forks: list[int]) -> None:
@@ -73,7 +77,7 @@ def test_two_processes_give_the_bytes_of_one(world: World, forks: list[int]) -> 
     assert split_plain == serial_plain
     assert split.manifest["records"] == serial.manifest["records"]
     assert serial.manifest["records"]["suppressed"] > 0  # small classes dropped in both parts
-    assert _no_children_left()
+    assert _reaped(forks)
 
 
 def test_a_failed_worker_is_replaced_by_a_read_here(
@@ -90,7 +94,7 @@ def test_a_failed_worker_is_replaced_by_a_read_here(
     assert len(forks) == 1
     assert plain == serial_plain
     assert result.rows_written > 100
-    assert _no_children_left()
+    assert _reaped(forks)
 
 
 def test_wal_mode_sqlite_reads_in_one_process(world: World, forks: list[int]) -> None:
@@ -109,7 +113,7 @@ def test_a_failing_first_part_stops_the_worker(world: World, forks: list[int]) -
     with pytest.raises(PolicyError, match="row_cap=10"):
         _export(world, approval, TWO)
     assert len(forks) == 1
-    assert _no_children_left()
+    assert _reaped(forks)
     assert not list(world.root.glob("*.partial"))
 
 
