@@ -351,7 +351,10 @@ def plan(
                     min_rows=parallel.MIN_ROWS if parallel_min_rows is None else parallel_min_rows,
                     counting=True,
                 )
-                counts = counting.finish_count()
+                try:
+                    counts = counting.finish_count()
+                finally:
+                    counting.abandon()
                 pipeline.check_counts(approval, counts)
             except PolicyError as exc:
                 verdict = exc.message
@@ -546,9 +549,13 @@ def export(
                     max_cell_chars=limits.max_cell_bytes,
                     min_rows=parallel.MIN_ROWS if parallel_min_rows is None else parallel_min_rows,
                 )
-                signing_keys.start()
-                with _progress(env, approval.row_cap, "reading") as bar:
-                    read = reading.finish(bar)
+                try:
+                    signing_keys.start()
+                    with _progress(env, approval.row_cap, "reading") as bar:
+                        read = reading.finish(bar)
+                except BaseException:
+                    reading.abandon()  # the worker must not outlive a failed export
+                    raise
                 stack.callback(read.close)
                 counts = read.counts
                 signing_key, ledger_key = signing_keys.result()
