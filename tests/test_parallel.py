@@ -157,3 +157,39 @@ def test_null_entities_keep_their_place(world: World, forks: list[int]) -> None:
     report_two = api.plan(approval, url, world.owner, parallel_min_rows=TWO)
     assert report_one == report_two
     assert report_two.written_rows == serial.rows_written
+
+
+def test_a_worker_dies_with_its_parent(tmp_path: Path) -> None:
+    """PR_SET_PDEATHSIG: a worker whose parent is killed (kill -9) does not read on alone."""
+    import signal
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    parent = os.fork()
+    if parent == 0:  # the "export": forks a worker like parallel.start, then waits
+        worker = os.fork()
+        if worker == 0:
+            parallel._die_with_parent()
+            pid_file.write_text(str(os.getpid()))
+            time.sleep(60)
+            os._exit(0)
+        time.sleep(60)
+        os._exit(0)
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    worker = int(pid_file.read_text())
+    os.kill(parent, signal.SIGKILL)
+    os.waitpid(parent, 0)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{worker}").exists() and "Z" not in _state(worker):
+        assert time.monotonic() < deadline, "the worker outlived its parent"
+        time.sleep(0.01)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
