@@ -964,11 +964,15 @@ def decrypt(
             f"{partial} exists: another decrypt is running, or an earlier one was killed",
             hint=f"if none is running, remove {partial}",
         )
-    with open_bundle(bundle_path, limits) as bundle:
+    # The identity unlocks (scrypt, ~0.8 s for a key file; it releases the GIL) on another
+    # thread while the bundle is verified; it is used only once everything has verified.
+    store = _keystore(env)
+    unlocking = store.unlock_in_background(lambda: store.age_identity(as_name))
+    with unlocking, open_bundle(bundle_path, limits) as bundle:
         verdict = _verify_open(bundle, env, limits)
         assert verdict.manifest is not None and verdict.approval is not None
         manifest, approval = verdict.manifest, verdict.approval
-        identity = _keystore(env).age_identity(as_name)
+        identity = unlocking.result()
         try:
             unwrapped = agefile.decrypt(bundle.member(KEY_FILE), [identity], max_bytes=256)
         except KeyUnavailableError as exc:
