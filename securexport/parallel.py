@@ -85,14 +85,16 @@ class _Worker:
         return part if isinstance(part, pipeline.PartRead) else None
 
 
-def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
+def _die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when its parent dies (Linux); leave at once if it already has."""
+    if sys.platform.startswith("linux"):
+        import ctypes
 
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
 
 
 def _peak_rss_kb() -> int:
@@ -104,6 +106,7 @@ def _peak_rss_kb() -> int:
 
 
 def _run_worker(
+    parent: int,
     write_fd: int,
     source: Source,
     shared: str | None,
@@ -116,7 +119,7 @@ def _run_worker(
     cleanup."""
     message: tuple[Any, ...] = ("failed",)
     try:
-        _die_with_parent()
+        _die_with_parent(parent)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills us
         with source.snapshot(shared) as snapshot:
             if spool is None:
@@ -312,10 +315,13 @@ def start(
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker
         os.close(read_fd)
-        _run_worker(write_fd, source, shared, layout.worker, spool, collector, max_cell_chars)
+        _run_worker(
+            parent, write_fd, source, shared, layout.worker, spool, collector, max_cell_chars
+        )
     os.close(write_fd)
     worker = _Worker(pid, read_fd, spool, layout.worker)
     return ParallelRead(snapshot, plan, spool_dir, worker, layout, collector, max_cell_chars)

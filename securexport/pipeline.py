@@ -254,11 +254,6 @@ def _count_rows_slowly(
     return invalid
 
 
-def count_pass(snapshot: Snapshot, plan: CompiledPlan, progress: Any = None) -> Counts:
-    """Count the rows ``approval plan`` reports on, in one part (:func:`count_part`)."""
-    return combine_counts(plan.approval, [count_part(snapshot, plan, progress)])
-
-
 def count_part(
     snapshot: Snapshot, plan: CompiledPlan, progress: Any = None, rows_before: int = 0
 ) -> PartRead:
@@ -504,19 +499,6 @@ def _check_cell_lengths(
                 f"rows {rows[0]}-{rows[1]}, column {names[p]!r}: a value is longer "
                 f"than the cell limit of {max_cell_chars} characters; nothing was exported"
             )
-
-
-def read_pass(
-    snapshot: Snapshot,
-    plan_: CompiledPlan,
-    spool: Spool,
-    progress: Any = None,
-    collector: breach.EntityCollector | None = None,
-    max_cell_chars: int = DEFAULT_LIMITS.max_cell_bytes,
-) -> ReadResult:
-    """The export's read of the source in one part (:func:`read_part`, then :func:`combine`)."""
-    part = read_part(snapshot, plan_, spool, progress, collector, max_cell_chars)
-    return combine(plan_.approval, [(spool, part)])
 
 
 def read_part(
