@@ -193,3 +193,39 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_spools_hold_no_plaintext(
+    world: World, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every spool, this process's and the worker's, is read back from disk before it is
+    replayed: a canary from the source is in none of them, yet in the decrypted payload."""
+    import hashlib
+
+    from securexport.spool import Spool
+
+    canary = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
+    with sqlite3.connect(world.db_path) as conn:
+        conn.execute("UPDATE offenders SET notes = ?, full_name = ?", (canary, canary))
+    conn.close()
+    columns = (
+        '[[column]]\nname = "notes"\nsource = "notes"\ntransform = "keep"\nrole = "sensitive"\n'
+        '[[column]]\nname = "name"\nsource = "full_name"\ntransform = "keep"\nrole = "sensitive"\n'
+    )
+    approval = world.write_approval(columns=columns, privacy="", pseudonym=False, filters="")
+    on_disk: list[int] = []
+    replay = Spool.replay
+
+    def read_the_disk_then_replay(self: Spool) -> Any:
+        self.flush()
+        fd = self._file.fileno()
+        data = os.pread(fd, os.fstat(fd).st_size, 0)
+        assert canary.encode() not in data
+        on_disk.append(len(data))
+        return replay(self)
+
+    monkeypatch.setattr(Spool, "replay", read_the_disk_then_replay)
+    result, plain = _export(world, approval, TWO)
+    assert len(forks) == 1
+    assert len(on_disk) == 3 and sum(1 for n in on_disk if n > 10_000) == 2  # both halves
+    assert plain.count(canary.encode()) == 2 * result.rows_written
