@@ -213,7 +213,10 @@ class ParallelRead:
     worker_peak_kb: int = 0
 
     def _parts(
-        self, read: Callable[[pipeline.CompiledPlan, int], _T], matching: Callable[[_T], int]
+        self,
+        read: Callable[[pipeline.CompiledPlan, int], _T],
+        matching: Callable[[_T], int],
+        progress: Any,
     ) -> list[_T]:
         """Every part in output order: ``read(plan, rows_before)`` here, the worker's part
         from the worker (or, if it failed, read here too)."""
@@ -235,6 +238,8 @@ class ParallelRead:
             done.append(read(worker.plan, rows))
         else:
             done.append(self._adopt(worker, got))
+            if progress is not None:
+                progress.update(got.matching)
         rows += matching(done[-1])
         for plan in layout.after:
             done.append(read(plan, rows))
@@ -262,7 +267,7 @@ class ParallelRead:
             return spool, part
 
         try:
-            parts = self._parts(read, lambda got: got[1].matching)
+            parts = self._parts(read, lambda got: got[1].matching, progress)
             return pipeline.combine(self.plan.approval, parts)
         except BaseException:
             self.abandon()
@@ -277,7 +282,7 @@ class ParallelRead:
             return pipeline.count_part(self.snapshot, plan, progress, rows_before=rows_before)
 
         try:
-            parts = self._parts(count, lambda got: got.matching)
+            parts = self._parts(count, lambda got: got.matching, progress)
             return pipeline.combine_counts(self.plan.approval, parts)
         except BaseException:
             self.abandon()
