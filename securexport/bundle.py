@@ -27,7 +27,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self
 
-import pyzipper
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -225,6 +224,8 @@ class PayloadWriter:
             raise ValueError("the payload file must be empty, readable and seekable (w+b)")
         self._fileobj = fileobj
         self._key = file_hmac_key(password)
+        import pyzipper  # here, not at import: it costs ~50 ms that plan and verify never use
+
         self._zip = pyzipper.AESZipFile(
             fileobj, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES
         )
@@ -241,6 +242,8 @@ class PayloadWriter:
             raise ValueError(f"bad payload entry name {name!r}: {problem or 'duplicate'}")
         if self._current is not None or self._closed:
             raise ValueError("another payload entry is still open, or the payload is closed")
+        import pyzipper
+
         info = pyzipper.zipfile_aes.AESZipInfo(name, date_time=FIXED_DATE_TIME)
         info.compress_type = pyzipper.ZIP_DEFLATED
         # Deflate level 1: 3x faster than zlib's default 6 on the export's CSV (0.7 s instead
@@ -576,6 +579,8 @@ def extract_payload(
     ``expected`` maps path → (bytes, hmac hex) from the manifest.  On any failure everything
     written is removed and VerificationError (or FileError for a disk error) is raised.
     """
+    import pyzipper  # see PayloadWriter
+
     entries = check_payload(bundle, {p: n for p, (n, _) in expected.items()}, bundle.limits)
     key = file_hmac_key(password)
     created: list[Path] = []
