@@ -9,9 +9,9 @@ query in the same order, and since an entity lies wholly in one part, the class 
 parts add up (:func:`securexport.pipeline.combine`).  ``approval plan`` counts the same way.
 
 Both processes read the same data: on PostgreSQL the worker opens this process's snapshot
-by id (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``); on SQLite only outside WAL
-mode, where this process's open read transaction blocks every writer until the worker has
-read.  Otherwise, for small tables, for an entity column that is neither text nor integer,
+by id (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``; not on a hot standby, which
+cannot export one); on SQLite only outside WAL mode, where this process's open read
+transaction blocks every writer until the worker has read.  Otherwise, for small tables, for an entity column that is neither text nor integer,
 or with one core, the export reads in one process.
 
 The worker is forked before any other thread starts (the caller's background key unlock
@@ -145,11 +145,13 @@ def _run_worker(
 @dataclass(frozen=True)
 class _Layout:
     """The parts of a split read, in output order: ``before`` (read here), ``worker`` (read
-    by the worker), ``after`` (read here, once the worker's part is in)."""
+    by the worker), ``after`` (read here, once the worker's part is in); ``shared``: the
+    snapshot id the worker opens (PostgreSQL)."""
 
     before: list[pipeline.CompiledPlan]
     worker: pipeline.CompiledPlan
     after: list[pipeline.CompiledPlan]
+    shared: str | None
 
 
 def _layout(
@@ -180,6 +182,9 @@ def _layout(
     split = snapshot.entity_split(approval.dataset, approval.entity, total // 2)
     if split is None or isinstance(split, bool) or not isinstance(split, str | int):
         return None
+    shared = snapshot.share()
+    if driver == "postgresql" and shared is None:
+        return None  # a hot standby: the worker could not see this snapshot
     needed = sorted({approval.columns[p].source for p in plan.pass1_positions})
 
     def part(kind: Literal["null", "below", "from"]) -> pipeline.CompiledPlan:
@@ -195,8 +200,8 @@ def _layout(
         return dataclasses.replace(plan, **changed)  # type: ignore[arg-type]
 
     if driver == "sqlite":
-        return _Layout([part("null"), part("below")], part("from"), [])
-    return _Layout([part("below")], part("from"), [part("null")])
+        return _Layout([part("null"), part("below")], part("from"), [], None)
+    return _Layout([part("below")], part("from"), [part("null")], shared)
 
 
 @dataclass
@@ -315,7 +320,6 @@ def start(
     layout = _layout(snapshot, plan, live, run_date, min_rows, counting)
     if layout is None:
         return ParallelRead(snapshot, plan, spool_dir, None, None, collector, max_cell_chars)
-    shared = snapshot.share()
     spool = None if counting else Spool(spool_dir)
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
@@ -325,7 +329,7 @@ def start(
     if pid == 0:  # the worker
         os.close(read_fd)
         _run_worker(
-            parent, write_fd, source, shared, layout.worker, spool, collector, max_cell_chars
+            parent, write_fd, source, layout.shared, layout.worker, spool, collector, max_cell_chars
         )
     os.close(write_fd)
     worker = _Worker(pid, read_fd, spool, layout.worker)

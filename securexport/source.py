@@ -819,7 +819,8 @@ class Snapshot:
 
     def share(self) -> str | None:
         """An id another connection can open this very snapshot with (PostgreSQL's
-        ``pg_export_snapshot``); None where the database cannot share one.
+        ``pg_export_snapshot``); None where the database cannot share one (SQLite, or a
+        PostgreSQL hot standby).
 
         SQLite: a second connection sees the same data as this one only while no writer can
         commit in between, which holds in rollback-journal mode (this read holds a SHARED
@@ -830,6 +831,12 @@ class Snapshot:
         if self._source.driver != "postgresql":
             return None
         with _driver_errors("cannot share the source snapshot"), self._conn.cursor() as cur:
+            # A hot standby (a read replica) cannot export snapshots: checked first, since a
+            # failed statement would abort this snapshot's transaction.
+            cur.execute("SELECT pg_catalog.pg_is_in_recovery()")
+            recovering = cur.fetchone()
+            if recovering is None or recovering[0]:
+                return None
             cur.execute("SELECT pg_catalog.pg_export_snapshot()")
             row = cur.fetchone()
         return str(row[0]) if row else None

@@ -339,3 +339,29 @@ def test_null_entities_last_in_two_processes(world: World, postgres_server: PgSe
     assert two_plain == one_plain
     assert two.manifest["records"] == one.manifest["records"]
     assert one_plain.split(b"\r\n")[-2].startswith(b",")  # a NULL pseudonym, last
+
+
+def test_no_shared_snapshot_means_one_process(
+    world: World, postgres_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hot standby cannot export its snapshot (share() gives None): the read stays in one
+    process rather than let a worker read other data."""
+    from securexport.source import Snapshot
+
+    _, pg_url = _pg_copy(postgres_server, world.db_path)
+    approval = world.write_approval(filters="")
+    _, expected = _export(world, approval, pg_url, ONE)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    monkeypatch.setattr(Snapshot, "share", lambda self: None)
+    _, plain = _export(world, approval, pg_url, TWO)
+    assert forks == []
+    assert plain == expected
