@@ -734,3 +734,43 @@ def test_synthetic_canary_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main([str(tmp_path / "d.db"), "--people", "10", "--seed", "1"]) == 0
     assert "rows for 10 people" in capsys.readouterr().out
     assert main([str(tmp_path / "d.db")]) == 2  # refuses to overwrite
+
+
+# ------------------------------------------------------------ the split's estimates (parallel)
+
+
+def test_table_rows_estimates_on_sqlite(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (e TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(f"e{i}",) for i in range(1000)])
+        conn.execute("DELETE FROM t WHERE rowid BETWEEN 100 AND 199")  # a rowid range gap
+        left = [f"e{i}" for i in range(1000) if not 99 <= i <= 198]
+        conn.execute("CREATE VIEW v AS SELECT e FROM t WHERE e < 'e5'")
+        conn.execute("CREATE TABLE w (e TEXT PRIMARY KEY) WITHOUT ROWID")
+        conn.executemany("INSERT INTO w VALUES (?)", [(f"e{i}",) for i in range(30)])
+    conn.close()
+    with open_source(f"sqlite:///{db}") as source, source.snapshot() as snap:
+        assert snap.table_rows("t") == 1000  # the rowid range: an estimate, O(log n)
+        assert snap.table_rows("v") == len([e for e in left if e < "e5"])  # a view: counted
+        assert snap.table_rows("w") == 30  # no rowid: counted
+        assert snap.entity_split("t", "e", 450) == sorted(left)[450]
+        assert snap.entity_split("t", "e", 900) is None  # beyond the rows: no split
+
+
+def test_table_rows_estimates_on_postgresql(
+    postgres_server: PgServer,  # noqa: F811
+    db: Path,
+) -> None:
+    pg_url = postgres_server.create_database(f"estimates_{uuid.uuid4().hex[:8]}")
+    load_into_postgres(db, pg_url)  # its own copy: rows are deleted below
+    with open_source(pg_url) as source, source.snapshot() as snap:
+        exact = snap.table_rows("offenders")  # never analysed: counted
+    conn = psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql"), autocommit=True)
+    with conn:
+        assert conn.execute("SELECT count(*) FROM offenders").fetchone()[0] == exact
+        conn.execute("ANALYZE offenders")
+        conn.execute("DELETE FROM offenders WHERE ctid IN (SELECT ctid FROM offenders LIMIT 10)")
+    with open_source(pg_url) as source, source.snapshot() as snap:
+        assert snap.table_rows("offenders") == exact  # reltuples, from before the delete
+        assert snap.share() is not None  # a primary exports its snapshot
