@@ -68,3 +68,19 @@ def world(tmp_path: Path, offenders_db_template: Path, passphrase_file: Path):  
     from tests.support.world import build_world
 
     return build_world(tmp_path, offenders_db_template, passphrase_file)
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the processes forked from this (the test's) process (securexport.parallel)."""
+    made: list[int] = []
+    real = os.fork
+
+    def counting_fork() -> int:
+        pid = real()
+        if pid:
+            made.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    return made

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +37,6 @@ def _export(
         parallel_min_rows=processes,
     )  # fmt: skip
     return result, _decrypt(world, out)
-
-
-@pytest.fixture
-def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the forks made in this (the parent) process."""
-    made: list[int] = []
-    real: Callable[[], int] = os.fork
-
-    def counting_fork() -> int:
-        pid = real()
-        if pid:
-            made.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", counting_fork)
-    return made
 
 
 def _reaped(pids: list[int]) -> bool:

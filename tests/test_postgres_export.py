@@ -342,7 +342,7 @@ def test_null_entities_last_in_two_processes(world: World, postgres_server: PgSe
 
 
 def test_no_shared_snapshot_means_one_process(
-    world: World, postgres_server: PgServer, monkeypatch: pytest.MonkeyPatch
+    world: World, postgres_server: PgServer, monkeypatch: pytest.MonkeyPatch, forks: list[int]
 ) -> None:
     """A hot standby cannot export its snapshot (share() gives None): the read stays in one
     process rather than let a worker read other data."""
@@ -351,16 +351,6 @@ def test_no_shared_snapshot_means_one_process(
     _, pg_url = _pg_copy(postgres_server, world.db_path)
     approval = world.write_approval(filters="")
     _, expected = _export(world, approval, pg_url, ONE)
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork() -> int:
-        pid = real_fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", counting_fork)
     monkeypatch.setattr(Snapshot, "share", lambda self: None)
     _, plain = _export(world, approval, pg_url, TWO)
     assert forks == []
