@@ -302,6 +302,18 @@ def build_query(
     return BuiltQuery(sql=sql, params=dict(compiled.params), selected=selected)
 
 
+def quote_identifier(name: str) -> str:
+    """A plain identifier (checked), quoted for SQL on both databases."""
+    return str(_RENDER_DIALECT.identifier_preparer.quote(_check_identifier(name, "a column")))
+
+
+def _quoted_table(dataset: str) -> str:
+    """``dataset`` (``name`` or ``schema.name``, checked) quoted for SQL on both databases."""
+    schema, name = _split_dataset(dataset)
+    quote = _RENDER_DIALECT.identifier_preparer.quote
+    return f"{quote(schema)}.{quote(name)}" if schema else str(quote(name))
+
+
 def _condition(
     flt: Filter,
     index: int,
@@ -807,9 +819,8 @@ class Snapshot:
         (a view, a table never analysed)."""
         if self._closed:
             raise SourceError("the snapshot is closed")
-        schema, name = _split_dataset(dataset)
-        quote = _RENDER_DIALECT.identifier_preparer.quote
-        table = f"{quote(schema)}.{quote(name)}" if schema else quote(name)
+        _, name = _split_dataset(dataset)
+        table = _quoted_table(dataset)
         estimate: int | None = None
         with _driver_errors("reading the source failed"):
             cur = self._conn.cursor()
@@ -883,10 +894,8 @@ class Snapshot:
         None when there is no such row."""
         if self._closed:
             raise SourceError("the snapshot is closed")
-        schema, name = _split_dataset(dataset)
-        quote = _RENDER_DIALECT.identifier_preparer.quote
-        table = f"{quote(schema)}.{quote(name)}" if schema else quote(name)
-        col = quote(_check_identifier(entity, "the entity"))
+        table = _quoted_table(dataset)
+        col = quote_identifier(entity)
         sql_text = (
             f"SELECT {col} FROM {table} WHERE {col} IS NOT NULL "  # noqa: S608
             f"ORDER BY {col} LIMIT 1 OFFSET {int(offset)}"

@@ -23,15 +23,21 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from securexport.errors import FileError, SecurexportError
+from securexport.errors import FileError
 from securexport.fsutil import os_error_message
 
 _LENGTH = struct.Struct(">I")
 MAX_RECORD = 1 << 30  # one batch; far above any 10,000-row batch of capped cells
 
 
-class SpoolError(SecurexportError):
-    """The scratch file did not read back as written (disk fault or interference)."""
+class SpoolError(FileError):
+    """The scratch file did not read back as written (disk fault or interference): exit 7."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"{message}; nothing was exported",
+            hint="check the disk beside the output (or anything touching its files), then run again",
+        )
 
 
 class Spool:
