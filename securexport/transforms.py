@@ -584,13 +584,21 @@ def _batch_postcode_trunc(column: Column, one: CompiledTransform) -> BatchTransf
         joined = "\n".join(map(_EMPTY_FOR_NONE.get, values, values))  # type: ignore[arg-type]
         if joined.count("\n") != len(values) - 1:
             return None  # a value holds a newline
+        if joined.isascii():
+            # ``one`` upper-cases ASCII text before matching: a lower-case postcode in the
+            # written form gives the groups of its upper-case form (upper() keeps ASCII text
+            # ASCII, one character for one, so the lines stay the values).
+            joined = joined.upper()
         found: list[Any] = findall(joined)
         if len(found) != len(values):
             return None  # cannot happen (one match per line); be safe
         if level == "sector":
             found = [f"{d} {n}" if d else "" for d, n in found]
-        # "" marks a value not in the written form: the value-by-value function decides.
-        return [got or one(v) for v, got in zip(values, found, strict=True)]
+        # "" marks a value not in the written form: the value-by-value function decides
+        # (NULL gives NULL without a call).
+        return [
+            got or (None if v is None else one(v)) for v, got in zip(values, found, strict=True)
+        ]
 
     return postcodes
 

@@ -698,7 +698,10 @@ def test_age_band_contains_the_age(width: int, top: int | None, born: date) -> N
 # --------------------------------------------------------------------------- batch forms
 
 _POSTCODE_PIECES = st.lists(
-    st.sampled_from(["A", "B", "GI", "R", "Z", "9", "1", "0", " ", "b", "\n", "\r", "é", "AA"]),
+    # "ı" and "ſ" upper-case to ASCII letters: only ASCII text may be upper-cased as a batch
+    st.sampled_from(
+        ["A", "B", "GI", "R", "Z", "9", "1", "0", " ", "b", "\n", "\r", "é", "AA", "ı", "ſ", "ß"]
+    ),
     max_size=9,
 ).map("".join)
 
@@ -706,9 +709,11 @@ _POSTCODE_PIECES = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(
     level=st.sampled_from(["area", "district", "sector"]),
+    on_invalid=st.sampled_from(["null", "suppress_row", "error"]),
     values=st.lists(
         st.one_of(
             st.from_regex(r"[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}", fullmatch=True),
+            st.from_regex(r"[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}", fullmatch=True),
             _POSTCODE_PIECES,
             st.none(),
             st.integers(),
@@ -717,20 +722,43 @@ _POSTCODE_PIECES = st.lists(
     ),
 )
 def test_postcode_batch_form_equals_the_value_by_value_form(
-    level: str, values: list[object]
+    level: str, on_invalid: str, values: list[object]
 ) -> None:
-    """Whenever the batch form answers, it answers exactly what the per-value function does;
-    a batch with anything it cannot vouch for is left to the per-value function."""
-    from securexport.transforms import compile_batch
+    """Whenever the batch form answers, it answers exactly what the per-value function does
+    (or raises what it raises); a batch with anything it cannot vouch for is left to the
+    per-value function."""
+    from securexport.transforms import InvalidValueError, compile_batch
 
-    column = col("postcode_trunc", {"level": level}, on_invalid="null")
+    column = col("postcode_trunc", {"level": level}, on_invalid=on_invalid)
     one = compile_column(column, CTX)
     batch = compile_batch(column, one)
     assert batch is not None
-    got = batch(values)
+    try:
+        expected: list[object] | None = [one(v) for v in values]
+    except InvalidValueError:
+        expected = None
+    try:
+        got = batch(values)
+    except InvalidValueError:
+        assert expected is None
+        return
     if got is not None:
-        assert got == [one(v) for v in values]
+        assert got == expected
     if any(isinstance(v, str) for v in values) and all(
         v is None or (isinstance(v, str) and "\n" not in v) for v in values
     ):
         assert got is not None  # text without newlines (and NULLs) is always taken
+
+
+@pytest.mark.parametrize("value", ["B1 2ıı", "ſw1a 1aa", "sw1a 1aa", "b1 2aa", "GIR 0AA", "gir0aa"])
+def test_postcode_batch_form_upper_cases_only_ascii(value: str) -> None:
+    """``"ı".upper()`` and ``"ſ".upper()`` are ASCII letters: a batch holding them must not
+    turn a value the per-value function refuses into a postcode."""
+    from securexport.transforms import compile_batch
+
+    column = col("postcode_trunc", {"level": "district"}, on_invalid="null")
+    one = compile_column(column, CTX)
+    batch = compile_batch(column, one)
+    assert batch is not None
+    values: list[object] = [value, "AB1 2CD", None]
+    assert batch(values) == [one(v) for v in values]
