@@ -18,29 +18,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from securexport import __version__, breach, content, policy, transforms
+from securexport import __version__, policy, transforms
 from securexport._crypto import agefile, sshsig
 from securexport._testhooks import crash_point
 from securexport.approval import Approval, RelativeDate, approval_template, parse_approval
-from securexport.bundle import (
-    APPROVAL,
-    APPROVAL_SIG,
-    COSIGNATURE,
-    KEY_FILE,
-    MANIFEST,
-    MANIFEST_SIG,
-    PAYLOAD,
-    README,
-    RECEIPT,
-    OpenedBundle,
-    PayloadWriter,
-    check_payload,
-    extract_payload,
-    new_payload_password,
-    open_bundle,
-    readme_text,
-    write_bundle,
-)
 from securexport.environment import Environment
 from securexport.errors import (
     FileError,
@@ -63,10 +44,12 @@ from securexport.manifest import SCHEMA as MANIFEST_SCHEMA
 from securexport.manifest import Manifest, canonical_bytes, parse_manifest
 from securexport.revocation import Revocations
 from securexport.trust import TrustStore
-from securexport.witness import check_cosignature
 
+# Modules only some commands need are imported where they are used, so that `approval plan`,
+# `keys` and `--version` start quickly (issue 5: start-up counts in every figure).
 if TYPE_CHECKING:
     from securexport import pipeline
+    from securexport.bundle import OpenedBundle
     from securexport.source import BuiltQuery
 
 ProgressFactory = Callable[[int, str], Any]
@@ -469,7 +452,22 @@ def export(
     check approval → read in one snapshot → payload.zip → key file → manifest → sign → ledger
     append → receipt → rename.  Nothing that looks valid is left behind on failure.
     """
+    from securexport import breach
     from securexport import ledger as ledger_mod
+    from securexport.bundle import (
+        APPROVAL,
+        APPROVAL_SIG,
+        KEY_FILE,
+        MANIFEST,
+        MANIFEST_SIG,
+        PAYLOAD,
+        README,
+        RECEIPT,
+        PayloadWriter,
+        new_payload_password,
+        readme_text,
+        write_bundle,
+    )
     from securexport.register import ledger_target
 
     signed, approval_raw, approval_sig = _load_for_run(approval_path, env, limits)
@@ -793,6 +791,8 @@ def _build_manifest(
 
 def inspect(bundle_path: Path, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """The manifest, parsed, without keys and without any trust decision."""
+    from securexport.bundle import MANIFEST, open_bundle
+
     with open_bundle(bundle_path, limits) as bundle:
         return dict(
             parse_manifest(bundle.member(MANIFEST), max_bytes=limits.max_manifest_bytes).document
@@ -845,6 +845,17 @@ class Verdict:
 
 def _verify_open(bundle: OpenedBundle, env: Environment, limits: Limits) -> Verdict:
     from securexport import ledger as ledger_mod
+    from securexport.bundle import (
+        APPROVAL,
+        APPROVAL_SIG,
+        COSIGNATURE,
+        KEY_FILE,
+        MANIFEST,
+        MANIFEST_SIG,
+        RECEIPT,
+        check_payload,
+    )
+    from securexport.witness import check_cosignature
 
     checks: list[str] = []
     manifest = parse_manifest(bundle.member(MANIFEST), max_bytes=limits.max_manifest_bytes)
@@ -934,6 +945,8 @@ def _verify_open(bundle: OpenedBundle, env: Environment, limits: Limits) -> Verd
 
 def verify(bundle_path: Path, env: Environment, limits: Limits = DEFAULT_LIMITS) -> Verdict:
     """Check everything that can be checked without decrypting (exit 5 on any failure)."""
+    from securexport.bundle import open_bundle
+
     with open_bundle(bundle_path, limits) as bundle:
         return _verify_open(bundle, env, limits)
 
@@ -954,6 +967,9 @@ def decrypt(
     limits: Limits = DEFAULT_LIMITS,
 ) -> DecryptResult:
     """Verify everything first, then unwrap, extract to DIR.partial, check, rename to DIR."""
+    from securexport import content
+    from securexport.bundle import KEY_FILE, extract_payload, open_bundle
+
     if out_dir.is_symlink() or (
         out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir()))
     ):
@@ -1033,23 +1049,49 @@ def export_pseudonym_key(
     return _keystore(env).export_pseudonym_key(key_id, recipient)
 
 
-# The ledger recipes live in securexport.register; re-exported here as part of the API.
-from securexport.breach import breach_report  # noqa: E402
-from securexport.register import (  # noqa: E402
-    ledger_checkpoint,
-    ledger_entries,
-    ledger_prove,
-    ledger_show,
-    ledger_verifier_key,
-    ledger_verify,
-)
-from securexport.revocation import import_revocation, list_revocations, revoke  # noqa: E402
-from securexport.witness import (  # noqa: E402
-    cosign_bundle,
-    witness,
-    witness_verifier_key,
-    write_sync,
-)
+# The ledger, witness, revocation and breach recipes live in their own modules; they are part of
+# this API, imported on first use (PEP 562) so that commands which do not need them start fast.
+_ELSEWHERE = {
+    "breach_report": "securexport.breach",
+    "ledger_checkpoint": "securexport.register",
+    "ledger_entries": "securexport.register",
+    "ledger_prove": "securexport.register",
+    "ledger_show": "securexport.register",
+    "ledger_verifier_key": "securexport.register",
+    "ledger_verify": "securexport.register",
+    "import_revocation": "securexport.revocation",
+    "list_revocations": "securexport.revocation",
+    "revoke": "securexport.revocation",
+    "cosign_bundle": "securexport.witness",
+    "witness": "securexport.witness",
+    "witness_verifier_key": "securexport.witness",
+    "write_sync": "securexport.witness",
+}
+
+if TYPE_CHECKING:
+    from securexport.breach import breach_report
+    from securexport.register import (
+        ledger_checkpoint,
+        ledger_entries,
+        ledger_prove,
+        ledger_show,
+        ledger_verifier_key,
+        ledger_verify,
+    )
+    from securexport.revocation import import_revocation, list_revocations, revoke
+    from securexport.witness import cosign_bundle, witness, witness_verifier_key, write_sync
+else:
+
+    def __getattr__(name: str) -> object:
+        module = _ELSEWHERE.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
 
 __all__ = [
     "ApprovalCheck",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -244,3 +246,25 @@ def test_refused_plan_keeps_stdout_empty(world: World, passphrase_file: Path) ->
     assert checked.exit_code == 3
     assert checked.stdout == ""
     assert "problem: not signed" in checked.stderr
+
+
+def test_start_up_imports_only_what_the_command_needs() -> None:
+    """`--version`, `approval plan` and `keys` start fast (issue 5): the API module does not
+    import the bundle, ZIP, witness, ledger or breach code, nor SQLAlchemy, until a command
+    uses them; the re-exported recipes still resolve."""
+    code = (
+        "import sys, securexport.api as api\n"
+        "heavy = ['pyzipper', 'sqlalchemy', 'securexport.bundle', 'securexport.witness',\n"
+        "         'securexport.ledger', 'securexport.breach', 'securexport.content']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+        "assert api.ledger_verify.__module__ == 'securexport.register'\n"
+        "assert api.witness.__module__ == 'securexport.witness'\n"
+        "try:\n"
+        "    api.no_such_recipe\n"
+        "except AttributeError:\n"
+        "    print('ok')\n"
+    )
+    got = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert got[:2] == ["[]", "ok"]
