@@ -91,7 +91,7 @@ def compile_plan(
         qi_positions=qi,
         pass1_positions=pass1,
         memo=[{} if c.transform in _MEMOISED else None for c in approval.columns],
-        int_memo=[{} if c.transform in _MEMOISED else None for c in approval.columns],
+        int_memo=[{} if c.transform in _INT_MEMOISED else None for c in approval.columns],
         count_query=count_query,
         count_source_index=[
             counted.index(c.source) if c.source in counted else -1 for c in approval.columns
@@ -131,6 +131,9 @@ def prepare(
 _MEMOISED = frozenset(
     {"date_trunc", "age_band", "postcode_trunc", "bucket", "top_code", "map", "mask"}
 )
+# Transforms that take numbers also get a memo of exact ints (see _apply).  The others take
+# dates or text: an int is invalid there, and checking each batch's types would cost more.
+_INT_MEMOISED = frozenset({"bucket", "top_code", "map", "mask"})
 _MEMO_TYPES: frozenset[type] = frozenset({str, date, type(None)})
 _INT_TYPES: frozenset[type] = frozenset({int, type(None)})
 _MEMO_LIMIT = 1 << 16  # entries per column; beyond it misses are computed, not stored
