@@ -1009,7 +1009,7 @@ def decrypt(
                 partial,
             )
             for f in manifest.files:
-                content.check_plaintext(partial / f.path, approval, f.rows)
+                content.check_plaintext(partial / f.path, approval, f.rows, limits)
             if out_dir.exists():
                 out_dir.rmdir()
             os.rename(partial, out_dir)

@@ -12,6 +12,12 @@ each column is checked as a whole (a per-column memo of values already accepted 
 block that is anything else (or holds a bad value, or too many rows) is handed to the exact
 row-by-row check from its first line on, so what is accepted or refused, and the row and column
 an error names, are the row-by-row check's.
+
+k is counted over distinct (class, entity) pairs, whatever order the rows come in: the order
+is the exporter's, and counting runs of one entity (as the export does over its own ordered
+query) would let an exporter split one person into several.  The pairs of a large payload
+(more than ``Limits.max_k_pairs_in_memory``) go, by hash, to several encrypted scratch files
+and are counted one file at a time, so memory stays bounded however many rows there are.
 """
 
 from __future__ import annotations
@@ -20,15 +26,19 @@ import csv
 import io
 import itertools
 import json
-from collections import Counter, defaultdict
+import os
+import struct
+from array import array
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
-from operator import itemgetter
+from operator import attrgetter, call, itemgetter, mod
 from pathlib import Path
 
 from securexport import transforms
 from securexport.approval import Approval
 from securexport.errors import VerificationError
-from securexport.limits import DEFAULT_LIMITS
+from securexport.limits import DEFAULT_LIMITS, Limits
+from securexport.spool import Spool
 
 Row = list[str | None]
 
@@ -78,13 +88,102 @@ def _json_key(cell: str | None) -> bytes:
 
 
 _ID_BYTES = 8
+_COUNT = struct.Struct("=I")
+_SPILL_EVERY = 50_000  # pairs added one at a time (the row-by-row check) are spilled in lots
+
+
+def _pack(items: list[bytes]) -> bytes:
+    """Byte strings as one record: their number, their lengths, then the bytes."""
+    return _COUNT.pack(len(items)) + array("I", map(len, items)).tobytes() + b"".join(items)
+
+
+def _unpack(record: bytes) -> list[bytes]:
+    (n,) = _COUNT.unpack_from(record)
+    lengths = array("I")
+    head = _COUNT.size + n * lengths.itemsize
+    lengths.frombytes(record[_COUNT.size : head])
+    ends = list(itertools.accumulate(lengths, initial=head))
+    if ends[-1] != len(record):
+        raise ValueError("record lengths do not add up")
+    return list(map(record.__getitem__, map(slice, ends, ends[1:])))
+
+
+class _DistinctPairs:
+    """Distinct (class id, entity) pairs, counted per class id: exactly, in bounded memory.
+
+    When at most ``in_memory`` pairs can come (the manifest's row count says so), one set.
+    Otherwise each pair goes, by its hash, to one of ``ceil(expected / in_memory)`` encrypted
+    scratch files beside the plaintext (securexport.spool): equal pairs always go to the same
+    file, so counting each file's distinct pairs and adding the counts per class is exact,
+    with one file's pairs in memory at a time.
+    """
+
+    def __init__(self, expected: int, in_memory: int, directory: Path) -> None:
+        self._set: set[bytes] = set()
+        self._pending: list[bytes] = []
+        parts = -(-expected // max(1, in_memory))
+        self._spools = [
+            Spool(directory, outcome="nothing was decrypted")
+            for _ in range(parts if parts > 1 else 0)
+        ]
+
+    def update(self, pairs: Iterable[bytes]) -> None:
+        if not self._spools:
+            self._set.update(pairs)
+            return
+        items = pairs if isinstance(pairs, list) else list(pairs)
+        if not items:
+            return
+        # Each pair to the list of its spool, by hash: one pass in C, however many spools.
+        lists: list[list[bytes]] = [[] for _ in self._spools]
+        appends = list(map(attrgetter("append"), lists))
+        where = map(mod, map(hash, items), itertools.repeat(len(lists)))
+        deque(map(call, map(appends.__getitem__, where), items), maxlen=0)
+        for chosen, spool in zip(lists, self._spools, strict=True):
+            if chosen:
+                spool.append(_pack(chosen))
+
+    def add(self, pair: bytes) -> None:
+        if not self._spools:
+            self._set.add(pair)
+            return
+        self._pending.append(pair)
+        if len(self._pending) >= _SPILL_EVERY:
+            self.update(self._pending)
+            self._pending = []
+
+    def class_sizes(self) -> Counter[bytes]:
+        """Distinct entities per class id."""
+        ids = itemgetter(slice(0, _ID_BYTES))
+        if not self._spools:
+            return Counter(map(ids, self._set))
+        self.update(self._pending)
+        self._pending = []
+        sizes: Counter[bytes] = Counter()
+        for spool in self._spools:
+            distinct: set[bytes] = set()
+            for record in spool.replay():
+                distinct.update(_unpack(record))
+            spool.close()
+            sizes.update(map(ids, distinct))
+        return sizes
+
+    def close(self) -> None:
+        for spool in self._spools:
+            spool.close()
 
 
 class _Check:
     """Rows checked so far, and the classes counted for k (memory grows with classes and
     entities, never with rows)."""
 
-    def __init__(self, approval: Approval, expected_rows: int) -> None:
+    def __init__(
+        self,
+        approval: Approval,
+        expected_rows: int,
+        scratch: Path = Path(os.curdir),
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         self.approval = approval
         self.expected_rows = expected_rows
         self.names = [col.name for col in approval.columns]
@@ -111,7 +210,11 @@ class _Check:
         self.class_ids: defaultdict[bytes | tuple[bytes, ...], bytes] = defaultdict(
             lambda: next(ids).to_bytes(_ID_BYTES, "big")
         )
-        self.pairs: set[bytes] = set()
+        self.pairs = _DistinctPairs(
+            expected_rows if self.privacy and self.entity_col is not None else 0,
+            limits.max_k_pairs_in_memory,
+            scratch,
+        )
         self.class_rows: Counter[bytes] = Counter()
         self.count = 0
 
@@ -256,7 +359,7 @@ class _Check:
 
     def k_found(self) -> int | None:
         if self.entity_col is not None:
-            sizes = list(Counter(map(itemgetter(slice(0, _ID_BYTES)), self.pairs)).values())
+            sizes = list(self.pairs.class_sizes().values())
         else:
             sizes = list(self.class_rows.values())
         return min(sizes) if self.privacy and sizes else None
@@ -273,9 +376,19 @@ def _header(rows: Iterator[Row], names: list[str]) -> None:
         raise VerificationError("payload header is not exactly the approved column names")
 
 
-def check_plaintext(path: Path, approval: Approval, expected_rows: int) -> dict[str, object]:
-    """Check one decrypted data file; return what was checked (rows, k recomputed)."""
-    check = _Check(approval, expected_rows)
+def check_plaintext(
+    path: Path, approval: Approval, expected_rows: int, limits: Limits = DEFAULT_LIMITS
+) -> dict[str, object]:
+    """Check one decrypted data file; return what was checked (rows, k recomputed).  A large
+    payload's k recount uses nameless encrypted scratch files in the file's directory."""
+    check = _Check(approval, expected_rows, path.parent, limits)
+    try:
+        return _check(check, path, approval, expected_rows)
+    finally:
+        check.pairs.close()
+
+
+def _check(check: _Check, path: Path, approval: Approval, expected_rows: int) -> dict[str, object]:
     if approval.output_format == "csv":
         offset = check.csv_file(path)
         if offset is not None:

@@ -26,6 +26,10 @@ class Limits:
     max_scrypt_log_n: int = 18  # age's default cost is the ceiling (DESIGN.md §9)
     max_row_cap: int = 100_000_000
     max_cell_bytes: int = 16 * MiB
+    # decrypt's recount of k holds at most this many distinct (class, entity) pairs in memory
+    # at once (~100 bytes each, so ~25 MB); a payload with more rows counts them through
+    # encrypted scratch files, this many at a time (securexport.content)
+    max_k_pairs_in_memory: int = 250_000
 
 
 DEFAULT_LIMITS = Limits()

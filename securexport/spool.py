@@ -1,11 +1,13 @@
-"""An encrypted, nameless scratch file for the export's single read of the source.
+"""An encrypted, nameless scratch file.
 
 The export reads its rows once: it transforms them, counts the k-anonymity classes and
 formats the output in the same pass, but cannot know which classes are too small until the
-last row.  The formatted batches wait here, AES-256-GCM encrypted under a key that exists
-only in this process's memory, in a file with no name (``O_TMPFILE``, or created and unlinked
-at once by :func:`tempfile.TemporaryFile`): nothing readable reaches the disk, and a crash
-leaves nothing behind.  Records are numbered by their GCM nonce, so a reordered, dropped,
+last row.  The formatted batches wait here.  Decrypt's recount of k spills the (class, entity)
+pairs of a large payload here too (securexport.content), so that its memory stays bounded.
+Records are AES-256-GCM encrypted under a key that exists only in this process's memory, in a
+file with no name (``O_TMPFILE``, or created and unlinked at once by
+:func:`tempfile.TemporaryFile`): nothing readable reaches the disk, and a crash leaves nothing
+behind.  Records are numbered by their GCM nonce, so a reordered, dropped,
 replayed or altered record is refused when read back (a defence in depth: the file is ours
 alone for the length of one command).
 """
@@ -33,17 +35,21 @@ MAX_RECORD = 1 << 30  # one batch; far above any 10,000-row batch of capped cell
 class SpoolError(FileError):
     """The scratch file did not read back as written (disk fault or interference): exit 7."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, outcome: str = "nothing was exported") -> None:
         super().__init__(
-            f"{message}; nothing was exported",
+            f"{message}; {outcome}",
             hint="check the disk beside the output (or anything touching its files), then run again",
         )
 
 
 class Spool:
-    """Append records, then read them back once, in order.  Use as a context manager."""
+    """Append records, then read them back once, in order.  Use as a context manager.
 
-    def __init__(self, directory: Path) -> None:
+    ``outcome``: what an error reading it back means for the command (said in the message).
+    """
+
+    def __init__(self, directory: Path, *, outcome: str = "nothing was exported") -> None:
+        self._outcome = outcome
         try:
             self._file: BinaryIO = tempfile.TemporaryFile(  # noqa: SIM115 - closed in close()
                 mode="w+b", dir=directory, prefix=".securexport-spool-"
@@ -61,7 +67,7 @@ class Spool:
 
     def append(self, record: bytes) -> None:
         if len(record) > MAX_RECORD:
-            raise SpoolError("a batch is too large for the scratch file")
+            raise SpoolError("a batch is too large for the scratch file", self._outcome)
         sealed = self._aead.encrypt(self._nonce(self._written), record, None)
         try:
             self._file.write(_LENGTH.pack(len(sealed)))
@@ -99,17 +105,17 @@ class Spool:
         for n in range(self._written):
             head = self._file.read(_LENGTH.size)
             if len(head) != _LENGTH.size:
-                raise SpoolError("the scratch file is shorter than what was written")
+                raise SpoolError("the scratch file is shorter than what was written", self._outcome)
             (size,) = _LENGTH.unpack(head)
             if size > MAX_RECORD + 16:
-                raise SpoolError("the scratch file is damaged")
+                raise SpoolError("the scratch file is damaged", self._outcome)
             sealed = self._file.read(size)
             try:
                 yield self._aead.decrypt(self._nonce(n), sealed, None)
             except InvalidTag:
-                raise SpoolError("the scratch file is damaged") from None
+                raise SpoolError("the scratch file is damaged", self._outcome) from None
         if self._file.read(1):
-            raise SpoolError("the scratch file is longer than what was written")
+            raise SpoolError("the scratch file is longer than what was written", self._outcome)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

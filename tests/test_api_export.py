@@ -17,6 +17,7 @@ from securexport.errors import (
     PolicyError,
     VerificationError,
 )
+from securexport.limits import Limits
 from tests.support.world import World
 
 
@@ -53,6 +54,23 @@ def test_export_verify_decrypt_round_trip(world: World) -> None:
     assert (
         world.root / "audit-extract" / "data" / "offenders.csv"
     ).read_bytes() == data.read_bytes()
+
+
+def test_decrypt_counting_k_through_scratch_files_gives_the_same_extract(world: World) -> None:
+    """A payload with more (class, entity) pairs than decrypt may hold in memory is counted
+    through encrypted scratch files beside the output: same result, nothing left behind."""
+    result = world.export()
+    assert result.rows_written > 10
+    small = Limits(max_k_pairs_in_memory=3)
+    a, b = world.root / "in-memory", world.root / "spilled"
+    api.decrypt(result.bundle, "force", a, world.recipient)
+    got = api.decrypt(result.bundle, "force", b, world.recipient, small)
+    assert got.rows == result.rows_written
+    assert (b / "data" / "offenders.csv").read_bytes() == (
+        a / "data" / "offenders.csv"
+    ).read_bytes()
+    assert sorted(p.name for p in world.root.iterdir() if p.name.startswith(".securexport")) == []
+    assert [p.name for p in b.rglob("*")] == ["data", "offenders.csv"]
 
 
 def test_export_matches_source_counts(world: World) -> None:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from securexport import content
 from securexport.approval import Approval, Column, Privacy
 from securexport.errors import VerificationError
+from securexport.limits import Limits
 from securexport.transforms import cell_alphabet, cell_validator
 
 PSEUDONYM = Column("offender", "offender_id", "pseudonym")
@@ -135,9 +136,16 @@ def outcome(fn: Callable[..., dict[str, object]], *args: Any) -> tuple[str, obje
         return "refused", str(exc)
 
 
+# At most 2 distinct (class, entity) pairs in memory: any payload of 3 rows or more counts k
+# through the encrypted scratch files.
+SPILLING = Limits(max_k_pairs_in_memory=2)
+
+
 def same_outcome(path: Path, appr: Approval, expected: int, data: bytes) -> None:
     got = outcome(content.check_plaintext, path, appr, expected)
     want = outcome(reference_check, path, appr, expected)
+    # Counting k through scratch files changes nothing that is accepted or refused.
+    assert outcome(content.check_plaintext, path, appr, expected, SPILLING) == got
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -323,3 +331,39 @@ def test_jsonl_unchanged(tmp_path: Path) -> None:
     got = outcome(content.check_plaintext, path, appr, 2)
     assert got[0] == "refused"  # null and "" are different classes of one row each
     assert "k-anonymity" in str(got[1])
+
+
+def test_k_through_scratch_files_is_exact_and_leaves_nothing(tmp_path: Path) -> None:
+    """A payload with more pairs than fit in memory: the pairs go to encrypted scratch files
+    by hash and are counted one file at a time.  Repeated pairs in different blocks, and
+    one person in several classes, count exactly as in memory; no file is left behind."""
+    names = [c.name for c in COLUMNS]
+    people = [ALPHABET[i // 32] + ALPHABET[i % 32] + "a" * 24 for i in range(40)]
+    rows = [
+        f"{people[i % 40]},{1950 + i % 3},{'LN'[i % 2]},1,x,2024-Q{1 + i % 2}" for i in range(600)
+    ]
+    data = ("\r\n".join([",".join(names), *rows]) + "\r\n").encode()
+    directory = tmp_path / "out"
+    directory.mkdir()
+    path = directory / "data.csv"
+    path.write_bytes(data)
+    want = reference_check(path, approval(k=1), 600)
+    for limit in (1, 7, 100, 10_000):
+        got = content.check_plaintext(path, approval(k=1), 600, Limits(max_k_pairs_in_memory=limit))
+        assert got == want
+    # 6 classes (3 years x 2 areas; the quarter follows the area), 20 people in each: a
+    # person's rows are 40 apart, so they cover all 3 years, always in one area.
+    assert want["k_recomputed"] == 20
+    assert sorted(p.name for p in directory.iterdir()) == ["data.csv"]
+    k21 = outcome(
+        content.check_plaintext, path, approval(k=21), 600, Limits(max_k_pairs_in_memory=5)
+    )
+    assert k21 == ("refused", "payload breaks k-anonymity: a class of size 20 is below k=21")
+
+
+def test_pairs_records_round_trip() -> None:
+    items = [b"", b"a", b"\n\x00" * 40, bytes(range(256))]
+    assert content._unpack(content._pack(items)) == items
+    assert content._unpack(content._pack([])) == []
+    with pytest.raises(ValueError):
+        content._unpack(content._pack(items) + b"x")

@@ -124,3 +124,16 @@ def test_dropping_rows_keeps_exactly_the_others(
     assert out.decode() == expected.getvalue()
     assert count == len(kept)
     assert kept_digests == b"".join(i.to_bytes(32, "big") for i in kept)
+
+
+def test_the_error_says_what_the_command_did_not_do(tmp_path: Path) -> None:
+    """Decrypt's k recount spools too: its damaged scratch file says nothing was decrypted."""
+    with Spool(tmp_path, outcome="nothing was decrypted") as spool:
+        spool.append(CANARY)
+        fd = _spool_file(spool)
+        spool._file.flush()
+        os.pwrite(fd, b"\xff", os.fstat(fd).st_size - 1)
+        with pytest.raises(SpoolError) as info:
+            list(spool.replay())
+    assert info.value.exit_code == 7
+    assert info.value.message.endswith("; nothing was decrypted")
