@@ -174,8 +174,8 @@ class _DistinctPairs:
 
 
 class _Check:
-    """Rows checked so far, and the classes counted for k (memory grows with classes and
-    entities, never with rows)."""
+    """Rows checked so far, and the classes counted for k (memory grows with the number of
+    classes; the (class, entity) pairs are bounded by ``Limits.max_k_pairs_in_memory``)."""
 
     def __init__(
         self,
