@@ -73,6 +73,28 @@ def test_decrypt_counting_k_through_scratch_files_gives_the_same_extract(world: 
     assert [p.name for p in b.rglob("*")] == ["data", "offenders.csv"]
 
 
+def test_decrypt_scratch_file_fault_leaves_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk fault while k is recounted through scratch files: exit 7, no extract, no
+    .partial directory, no scratch file."""
+    from securexport import spool
+
+    result = world.export()
+
+    def full(self: spool.Spool, record: bytes) -> None:
+        raise FileError("cannot write the scratch file: No space left on device")
+
+    monkeypatch.setattr(spool.Spool, "append", full)
+    out = world.root / "extract"
+    with pytest.raises(FileError) as info:
+        api.decrypt(result.bundle, "force", out, world.recipient, Limits(max_k_pairs_in_memory=3))
+    assert info.value.exit_code == 7
+    assert not out.exists()
+    assert _leftovers(world.root) == [result.bundle.name]
+    assert [p for p in world.root.iterdir() if p.name.startswith(".securexport")] == []
+
+
 def test_export_matches_source_counts(world: World) -> None:
     """rows matched = the source's own count of WMP rows; written = matched - suppressed."""
     result = world.export()
