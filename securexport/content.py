@@ -28,6 +28,7 @@ import itertools
 import json
 import os
 import struct
+import sys
 from array import array
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -122,6 +123,9 @@ class _DistinctPairs:
         self._set: set[bytes] = set()
         self._pending: list[bytes] = []
         parts = -(-expected // max(1, in_memory))
+        # The exporter chooses the pairs: with string hashing made predictable
+        # (PYTHONHASHSEED), a secret salt keeps them from all landing in one file.
+        self._salt = b"" if sys.flags.hash_randomization else os.urandom(16)
         self._spools = [
             Spool(directory, outcome="nothing was decrypted")
             for _ in range(parts if parts > 1 else 0)
@@ -137,7 +141,8 @@ class _DistinctPairs:
         # Each pair to the list of its spool, by hash: one pass in C, however many spools.
         lists: list[list[bytes]] = [[] for _ in self._spools]
         appends = list(map(attrgetter("append"), lists))
-        where = map(mod, map(hash, items), itertools.repeat(len(lists)))
+        hashed = map(bytes.__add__, items, itertools.repeat(self._salt)) if self._salt else items
+        where = map(mod, map(hash, hashed), itertools.repeat(len(lists)))
         deque(map(call, map(appends.__getitem__, where), items), maxlen=0)
         for chosen, spool in zip(lists, self._spools, strict=True):
             if chosen:
