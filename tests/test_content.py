@@ -388,3 +388,25 @@ def test_k_through_scratch_files_with_predictable_hashing(tmp_path: Path) -> Non
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env
     )
     assert got.stdout.strip() == "ok", got.stderr[-2000:]
+
+
+def test_pairs_beyond_the_bound_never_gather_in_memory(tmp_path: Path) -> None:
+    """Past ``max_k_pairs_in_memory`` the pairs go to ceil(rows / bound) scratch files by
+    hash, none stay in memory until they are counted (one file at a time), and the count is
+    exact."""
+    pairs = content._DistinctPairs(expected=1_000, in_memory=100, directory=tmp_path)
+    try:
+        assert len(pairs._spools) == 10
+        batch = [i.to_bytes(8, "big") + b"e%d" % (i % 37) for i in range(1_000)]
+        pairs.update(batch[:600])
+        pairs.update(batch[:10])  # seen before: counted once
+        for pair in batch[600:]:
+            pairs.add(pair)  # one at a time (the row-by-row check): spilled in lots
+        assert not pairs._set
+        spilled = [sum(len(content._unpack(r)) for r in s.replay()) for s in pairs._spools]
+        assert sum(spilled) == 610  # the 400 added one at a time are still pending
+        assert max(spilled) < 300  # spread by hash (about 61 each)
+        sizes = pairs.class_sizes()
+        assert len(sizes) == 1_000 and set(sizes.values()) == {1}
+    finally:
+        pairs.close()
