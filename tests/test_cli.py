@@ -259,6 +259,7 @@ def test_start_up_imports_only_what_the_command_needs() -> None:
         "print([m for m in heavy if m in sys.modules])\n"
         "assert api.ledger_verify.__module__ == 'securexport.register'\n"
         "assert api.witness.__module__ == 'securexport.witness'\n"
+        "for name in api.__all__: getattr(api, name)  # every public name resolves\n"
         "try:\n"
         "    api.no_such_recipe\n"
         "except AttributeError:\n"

@@ -379,13 +379,21 @@ def test_k_through_scratch_files_with_predictable_hashing(tmp_path: Path) -> Non
     code = (
         "import sys; from pathlib import Path\n"
         "from tests.test_content import test_k_through_scratch_files_is_exact_and_leaves_nothing as t\n"
+        "from securexport import content\n"
         "assert not sys.flags.hash_randomization\n"
+        "pairs = content._DistinctPairs(10, 1, Path(sys.argv[1]))\n"
+        "assert len(pairs._salt) == 16\n"
+        "pairs.close()\n"
         "t(Path(sys.argv[1]))\n"
         "print('ok')\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     got = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],  # the checkout, where `tests` imports from
     )
     assert got.stdout.strip() == "ok", got.stderr[-2000:]
 
