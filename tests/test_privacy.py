@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from securexport.approval import Privacy
 from securexport.errors import PolicyError
 from securexport.privacy import (
     ClassCounter,
+    EntityRunCounter,
     PrivacyOutcome,
     check,
     entity_digest,
@@ -322,3 +324,119 @@ def test_min_class_size_matches_pycanon(table: list[tuple[str, str, str]], width
         assert after.k_achieved >= expected + 1
     else:
         assert after.k_achieved is None
+
+
+# ------------------------------------ pycanon oracle: several rows per entity, NULL values
+
+# pandas' groupby drops keys that are None/NaN (dropna=True), and pycanon groups without
+# dropna=False: rows with a NULL quasi-identifier fall out of its classes altogether (pinned by
+# the next test).  DESIGN.md §5 makes NULL a value of its own, so the oracle's input writes
+# NULL as a sentinel that no sampled value can equal.  pycanon counts rows, while securexport
+# counts distinct entities per class: the oracle's input is the distinct (entity, class) pairs,
+# where rows and entities coincide.  (The sentinel is printable: pandas 2.3's groupby put
+# "\x00NULL" and "" in one group, as if the string ended at the NUL.)
+NULL_SENTINEL = "<NULL>"
+# NULL beside the strings that a careless implementation could confuse with it.
+QI_OR_NULL = st.one_of(st.none(), st.sampled_from(["a", "b", "", "None", "null"]))
+ENTITIES = st.sampled_from([f"p{i}" for i in range(10)])
+
+QIRow = tuple[str, tuple[str | None, ...]]
+
+
+def test_pycanon_drops_null_classes_hence_the_sentinel() -> None:
+    frame = pd.DataFrame({"q0": ["a", "a", None]})
+    assert anonymity.k_anonymity(frame, ["q0"]) == 2  # the NULL row's class of 1 is not seen
+    frame = pd.DataFrame({"q0": ["a", "a", NULL_SENTINEL]})
+    assert anonymity.k_anonymity(frame, ["q0"]) == 1
+
+
+def _pycanon_k(pairs: set[tuple[str, tuple[str | None, ...]]], width: int) -> int:
+    names = [f"q{i}" for i in range(width)]
+    frame = pd.DataFrame(
+        [[NULL_SENTINEL if v is None else v for v in qi] for _, qi in sorted(pairs, key=repr)],
+        columns=names,
+    )
+    return int(anonymity.k_anonymity(frame, names))
+
+
+def _by_hand(rows: list[QIRow]) -> tuple[dict[int, int], dict[tuple[str | None, ...], int]]:
+    """Histogram (size → classes, size = distinct entities) and rows per class, plainly."""
+    members: dict[tuple[str | None, ...], set[str]] = {}
+    row_counts: dict[tuple[str | None, ...], int] = {}
+    for entity, qi in rows:
+        members.setdefault(qi, set()).add(entity)
+        row_counts[qi] = row_counts.get(qi, 0) + 1
+    histogram: dict[int, int] = {}
+    for people in members.values():
+        histogram[len(people)] = histogram.get(len(people), 0) + 1
+    return dict(sorted(histogram.items())), row_counts
+
+
+def _entity_run_counter(rows: list[QIRow], cuts: list[int]) -> EntityRunCounter:
+    """The export's counter: rows grouped by entity (as its ORDER BY gives them), in batches."""
+    grouped = sorted(rows, key=lambda row: row[0])  # stable: keeps each entity's row order
+    counter = EntityRunCounter()
+    bounds = [0, *sorted({c % (len(grouped) + 1) for c in cuts}), len(grouped)]
+    for start, end in itertools.pairwise(bounds):
+        batch = grouped[start:end]
+        counter.add_rows([e for e, _ in batch], [qi for _, qi in batch])
+    return counter
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    table=st.lists(
+        st.tuples(ENTITIES, st.tuples(QI_OR_NULL, QI_OR_NULL, QI_OR_NULL)), min_size=1, max_size=60
+    ),
+    width=st.integers(1, 3),
+    cuts=st.lists(st.integers(0, 60), max_size=4),
+)
+def test_k_by_entity_with_nulls_matches_pycanon(
+    table: list[tuple[str, tuple[str | None, str | None, str | None]]],
+    width: int,
+    cuts: list[int],
+) -> None:
+    rows: list[QIRow] = [(entity, qi[:width]) for entity, qi in table]
+    pairs = set(rows)
+    expected_k = _pycanon_k(pairs, width)
+    histogram, row_counts = _by_hand(rows)
+    assert min(histogram) == expected_k  # the two oracles agree with each other
+
+    counter = counter_of((qi, entity) for entity, qi in rows)
+    run_counter = _entity_run_counter(rows, cuts)
+    for count in (counter, run_counter):
+        assert count.matching_rows == len(rows)
+        assert {qi: (n, size) for qi, n, size in count.classes()} == {
+            qi: (row_counts[qi], len({e for e, q in pairs if q == qi})) for qi in row_counts
+        }
+        outcome = evaluate(count, privacy(1))
+        assert outcome.k_achieved == expected_k
+        assert outcome.histogram == histogram
+        assert outcome.classes == len(row_counts)
+
+    # The export's two processes count disjoint sets of entities and add their states up.
+    odd = [row for row in rows if int(row[0][1:]) % 2]
+    merged = _entity_run_counter([row for row in rows if not int(row[0][1:]) % 2], cuts)
+    merged.absorb(*_entity_run_counter(odd, cuts).state())
+    assert sorted(merged.classes(), key=repr) == sorted(run_counter.classes(), key=repr)
+
+    # Suppression at k = expected + 1 drops whole classes (every row of them); what is left has
+    # k >= expected + 1 by pycanon over its (entity, class) pairs.
+    rule = privacy(expected_k + 1, "suppress", "1")
+    for count in (counter, run_counter):
+        after = evaluate(count, rule)
+        kept = [row for row in rows if not is_suppressed(after, row[1])]
+        assert after.written_rows == len(kept)
+        assert after.suppressed_rows == sum(
+            n for qi, n in row_counts.items() if len({e for e, q in pairs if q == qi}) <= expected_k
+        )
+        if kept:
+            assert after.k_achieved == _pycanon_k(set(kept), width)
+            assert after.k_achieved >= expected_k + 1
+        else:
+            assert after.k_achieved is None
+        # Under abort nothing is suppressed, and the smallest class refuses the run.
+        aborting = evaluate(count, privacy(expected_k + 1))
+        assert aborting.suppressed_rows == 0
+        with pytest.raises(PolicyError):
+            check(aborting, privacy(expected_k + 1))
