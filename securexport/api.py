@@ -32,11 +32,16 @@ from securexport.errors import (
     VerificationError,
 )
 from securexport.fsutil import (
-    PRIVATE_FILE,
     atomic_write,
-    ensure_private_dir,
+    claim_partial_dir,
+    clear_stale_partial,
+    create_locked_partial,
+    fsync_dir,
+    fsync_file,
     os_error_message,
     partial_output,
+    release_partial_dir,
+    remove_if_same,
 )
 from securexport.keys import KeyStore
 from securexport.limits import DEFAULT_LIMITS, Limits
@@ -399,20 +404,6 @@ def _progress(env: Environment, total: int, desc: str) -> Iterator[Any]:
         bar.close()
 
 
-def _create_private(path: Path) -> int:
-    """Create ``path`` exclusively, 0600; a leftover from a killed run is reported, not reused."""
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
-    except FileExistsError as exc:
-        raise FileError(
-            f"{path} exists: an earlier export to this name was killed (it holds only "
-            "encrypted data)",
-            hint=f"if no export is running, remove {path}",
-        ) from exc
-    except OSError as exc:
-        raise FileError(f"cannot create {path}: {os_error_message(exc)}") from exc
-
-
 def _database_role(url: str) -> str | None:
     """The database role the export ran as (recorded so least privilege can be audited)."""
     from sqlalchemy.engine import make_url
@@ -490,6 +481,7 @@ def export(
     people = breach.EntityCollector() if approval.owner is not None else None
     with ledger_mod.open_ledger(env.home.ledger_path, ledger_target(env)) as ledger:
         run = policy.next_run(approval, ledger.runs_used(approval.sha256))
+        _report_missing_bundles(ledger, approval, env)
 
         pseudonym_key: bytes | None = None
         if approval.pseudonym_key_id is not None:
@@ -561,104 +553,140 @@ def export(
                 expected_written = pipeline.written_rows(counts)
                 crash_point("after-count")
 
-                with partial_output(output) as bundle_partial:
-                    payload_path = output.with_name(output.name + ".payload.partial")
-                    fd = _create_private(payload_path)
-                    try:
-                        password = new_payload_password()
-                        ext = "csv" if approval.output_format == "csv" else "jsonl"
-                        entry_name = f"data/{approval.dataset}.{ext}"
-                        with os.fdopen(fd, "w+b") as payload_fh:
-                            writer = PayloadWriter(payload_fh, password)
-                            with writer:
-                                entry = writer.open_entry(entry_name)
-                                with _progress(env, read.spooled_rows, "writing") as bar:
-                                    written = pipeline.replay(
-                                        compiled, read, entry, bar, collector=people
-                                    )
-                                entry.close()
-                            files = writer.close()
-                            payload_fh.flush()
-                            os.fsync(payload_fh.fileno())
-                        if written != expected_written:  # a defect, never a user error
-                            raise SecurexportError(
-                                "internal error: the rows written differ from the rows counted; "
-                                "nothing was exported"
+                committed: int | None = None  # the ledger index, once committed
+                try:
+                    with partial_output(output, notice=env.notice) as bundle_partial:
+                        # The bundle's partial is locked first, so a payload partial that is not
+                        # locked is a killed run's leftover (clear_stale_partial).
+                        payload_path = output.with_name(output.name + ".payload.partial")
+                        clear_stale_partial(payload_path, env.notice)
+                        fd = create_locked_partial(payload_path)
+                        lock_fd = os.dup(fd)  # holds the lock after the writer closes fd
+                        try:
+                            password = new_payload_password()
+                            ext = "csv" if approval.output_format == "csv" else "jsonl"
+                            entry_name = f"data/{approval.dataset}.{ext}"
+                            with os.fdopen(fd, "w+b") as payload_fh:
+                                writer = PayloadWriter(payload_fh, password)
+                                with writer:
+                                    entry = writer.open_entry(entry_name)
+                                    with _progress(env, read.spooled_rows, "writing") as bar:
+                                        written = pipeline.replay(
+                                            compiled, read, entry, bar, collector=people
+                                        )
+                                    entry.close()
+                                files = writer.close()
+                                payload_fh.flush()
+                                fsync_file(payload_fh.fileno(), payload_path)
+                            if written != expected_written:  # a defect, never a user error
+                                raise SecurexportError(
+                                    "internal error: the rows written differ from the rows counted; "
+                                    "nothing was exported"
+                                )
+                            crash_point("after-payload")
+                            payload_sha256, payload_bytes = _sha256_file(payload_path)
+                            parties = list(approval.recipients) + list(approval.auditors)
+                            key_file = agefile.encrypt(
+                                password.encode("ascii"), [p.age for p in parties]
                             )
-                        crash_point("after-payload")
-                        payload_sha256, payload_bytes = _sha256_file(payload_path)
-                        parties = list(approval.recipients) + list(approval.auditors)
-                        key_file = agefile.encrypt(
-                            password.encode("ascii"), [p.age for p in parties]
-                        )
-                        del password
-                        manifest = _build_manifest(
-                            approval=approval,
-                            signed=signed,
-                            me=me,
-                            now=now,
-                            run=run,
-                            run_date=run_date,
-                            source_driver=source.driver,
-                            dsn_fingerprint=source.dsn_fingerprint,
-                            source_role=_database_role(source_url),
-                            schema_fp=schema_fp,
-                            database_id=database_id,
-                            live_columns=list(live),
-                            query=query,
-                            counts=counts,
-                            written=written,
-                            files=files,
-                            payload_sha256=payload_sha256,
-                            payload_bytes=payload_bytes,
-                            key_file=key_file,
-                        )
-                        attachments = {APPROVAL: approval_raw, APPROVAL_SIG: approval_sig}
-                        if people is not None and approval.owner is not None:
-                            manifest["records"]["entities"] = len(people)
-                            manifest["records"]["entity_set_sha256"] = people.digest()
-                            attachments[breach.ENTITIES] = people.sealed(approval.owner.age)
-                        manifest_bytes = canonical_bytes(manifest)
-                        manifest_sig = sshsig.sign(
-                            signing_key, manifest_bytes, sshsig.NAMESPACE_MANIFEST
-                        )
-                        crash_point("after-manifest-sign")
-                        receipt = ledger.append_export(
-                            manifest_bytes,
-                            manifest_sig,
-                            export_id=manifest["export_id"],
-                            approval_id=approval.id,
-                            approval_sha256=approval.sha256,
-                            run=run,
-                            max_runs=approval.max_runs,
-                            signer=ledger_key,
-                            now=now,
-                            attachments=attachments,
-                        )
-                        crash_point("after-ledger-commit")
-                        readme = readme_text(
-                            dataset=approval.dataset,
-                            exporter=me.name,
-                            recipients=[p.name for p in parties],
-                        )
-                        with open(bundle_partial, "r+b") as out_fh:
-                            write_bundle(
-                                out_fh,
-                                [
-                                    (PAYLOAD, payload_path),
-                                    (KEY_FILE, key_file),
-                                    (MANIFEST, manifest_bytes),
-                                    (MANIFEST_SIG, manifest_sig),
-                                    (APPROVAL, approval_raw),
-                                    (APPROVAL_SIG, approval_sig),
-                                    (RECEIPT, receipt.to_bytes()),
-                                    (README, readme.encode("utf-8")),
-                                ],
+                            del password
+                            manifest = _build_manifest(
+                                approval=approval,
+                                signed=signed,
+                                me=me,
+                                now=now,
+                                run=run,
+                                run_date=run_date,
+                                source_driver=source.driver,
+                                dsn_fingerprint=source.dsn_fingerprint,
+                                source_role=_database_role(source_url),
+                                schema_fp=schema_fp,
+                                database_id=database_id,
+                                live_columns=list(live),
+                                query=query,
+                                counts=counts,
+                                written=written,
+                                files=files,
+                                payload_sha256=payload_sha256,
+                                payload_bytes=payload_bytes,
+                                key_file=key_file,
                             )
-                        crash_point("before-rename")
-                    finally:
-                        with contextlib.suppress(OSError):
-                            payload_path.unlink()
+                            attachments = {APPROVAL: approval_raw, APPROVAL_SIG: approval_sig}
+                            if people is not None and approval.owner is not None:
+                                manifest["records"]["entities"] = len(people)
+                                manifest["records"]["entity_set_sha256"] = people.digest()
+                                attachments[breach.ENTITIES] = people.sealed(approval.owner.age)
+                            attachments[ledger_mod.WRITER] = ledger_mod.writer_record()
+
+                            manifest_bytes, manifest_sig = b"", b""
+
+                            def sign_manifest(for_run: int) -> tuple[bytes, bytes]:
+                                nonlocal manifest_bytes, manifest_sig, run
+                                run = manifest["approval"]["run"] = for_run
+                                manifest_bytes = canonical_bytes(manifest)
+                                manifest_sig = sshsig.sign(
+                                    signing_key, manifest_bytes, sshsig.NAMESPACE_MANIFEST
+                                )
+                                return manifest_bytes, manifest_sig
+
+                            manifest_bytes, manifest_sig = sign_manifest(run)
+                            crash_point("after-manifest-sign")
+                            # A concurrent export of this approval may take our run number first:
+                            # the manifest is then re-signed for the next free run, inside the
+                            # ledger's transaction (max_runs still holds).
+                            receipt = ledger.append_export(
+                                manifest_bytes,
+                                manifest_sig,
+                                export_id=manifest["export_id"],
+                                approval_id=approval.id,
+                                approval_sha256=approval.sha256,
+                                run=run,
+                                max_runs=approval.max_runs,
+                                signer=ledger_key,
+                                now=now,
+                                attachments=attachments,
+                                renumber=sign_manifest,
+                            )
+                            committed = receipt.index
+                            crash_point("after-ledger-commit")
+                            readme = readme_text(
+                                dataset=approval.dataset,
+                                exporter=me.name,
+                                recipients=[p.name for p in parties],
+                            )
+                            with open(bundle_partial, "r+b") as out_fh:
+                                write_bundle(
+                                    out_fh,
+                                    [
+                                        (PAYLOAD, payload_path),
+                                        (KEY_FILE, key_file),
+                                        (MANIFEST, manifest_bytes),
+                                        (MANIFEST_SIG, manifest_sig),
+                                        (APPROVAL, approval_raw),
+                                        (APPROVAL_SIG, approval_sig),
+                                        (RECEIPT, receipt.to_bytes()),
+                                        (README, readme.encode("utf-8")),
+                                    ],
+                                )
+                            crash_point("before-rename")
+                        finally:
+                            remove_if_same(payload_path, lock_fd)
+                            os.close(lock_fd)
+                except BaseException:
+                    if committed is not None:
+                        env.warn(
+                            f"ledger entry {committed} (run {run} of approval {approval.id}) was "
+                            "committed, but its bundle was not written: `securexport ledger list` "
+                            "shows it as missing, and the run stays used"
+                        )
+                    raise
+                try:
+                    ledger.mark_bundle_written(manifest["export_id"], payload_sha256, now)
+                except FileError:
+                    env.warn(
+                        "the bundle was written, but the ledger could not record that: "
+                        "`securexport ledger list` shows it as unconfirmed"
+                    )
     outcome = counts.outcome
     return ExportResult(
         bundle=output,
@@ -672,6 +700,17 @@ def export(
         ledger_index=receipt.index,
         manifest=manifest,
     )
+
+
+def _report_missing_bundles(ledger: Any, approval: Approval, env: Environment) -> None:
+    """Say which earlier runs of this approval were logged but never got their bundle."""
+    for item in ledger.bundle_states(approval.sha256):
+        if item.state == "missing":
+            env.warn(
+                f"run {item.run} of approval {approval.id} (ledger entry {item.index}, export "
+                f"{item.export_id}) has no bundle: that export was interrupted after its ledger "
+                "entry was committed; the run stays used"
+            )
 
 
 def _build_manifest(
@@ -975,11 +1014,6 @@ def decrypt(
     ):
         raise FileError(f"{out_dir} exists and is not an empty directory")
     partial = out_dir.with_name(out_dir.name + ".partial")
-    if partial.exists() or partial.is_symlink():
-        raise FileError(
-            f"{partial} exists: another decrypt is running, or an earlier one was killed",
-            hint=f"if none is running, remove {partial}",
-        )
     # The identity unlocks (scrypt, ~0.8 s for a key file; it releases the GIL) on another
     # thread while the bundle is verified; it is used only once everything has verified.
     store = _keystore(env)
@@ -1000,7 +1034,11 @@ def decrypt(
         password = unwrapped.decode("ascii")
         if len(password) != 43:
             raise VerificationError("the payload password has the wrong form")
-        ensure_private_dir(partial)
+        try:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileError(f"cannot create {partial.parent}: {os_error_message(exc)}") from exc
+        lock_fd = claim_partial_dir(partial, env.notice)
         try:
             extract_payload(
                 bundle,
@@ -1010,12 +1048,16 @@ def decrypt(
             )
             for f in manifest.files:
                 content.check_plaintext(partial / f.path, approval, f.rows, limits)
+            release_partial_dir(partial)
             if out_dir.exists():
                 out_dir.rmdir()
             os.rename(partial, out_dir)
+            fsync_dir(out_dir.parent if str(out_dir.parent) else Path(os.curdir))
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
+        finally:
+            os.close(lock_fd)
     return DecryptResult(
         directory=out_dir,
         files=tuple(out_dir / f.path for f in manifest.files),

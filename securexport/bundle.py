@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from securexport.errors import FileError, SecurexportError, VerificationError
-from securexport.fsutil import PRIVATE_DIR, PRIVATE_FILE, os_error_message
+from securexport.fsutil import PRIVATE_DIR, PRIVATE_FILE, os_error_message, partial_output
 from securexport.limits import Limits
 from securexport.zipcheck import (
     METHOD_AES,
@@ -366,47 +366,32 @@ def add_cosignature_member(path: Path, cosignature: bytes, limits: Limits) -> No
     Written to ``path.partial`` (0600, exclusive), fsynced, then renamed over ``path``; the
     other members are copied byte for byte, the payload streamed.
     """
-    partial = path.with_name(path.name + ".partial")
-    with open_bundle(path, limits) as bundle:
-        try:
-            fd = os.open(
-                partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE
-            )
-        except FileExistsError as exc:
-            raise FileError(
-                f"{partial} exists: another run is writing it, or an earlier one was killed",
-                hint=f"if none is running, remove {partial}",
-            ) from exc
-        except OSError as exc:
-            raise FileError(f"cannot create {partial}: {os_error_message(exc)}") from exc
-        try:
-            with os.fdopen(fd, "wb") as out, _disk_errors("the bundle"):
-                with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
-                    for name in MEMBER_ORDER:
-                        if name != COSIGNATURE and not bundle.has(name):
-                            continue
-                        info = zipfile.ZipInfo(name, date_time=FIXED_DATE_TIME)
-                        info.compress_type = zipfile.ZIP_STORED
-                        info.external_attr = _MEMBER_MODE
-                        info.create_system = 3
-                        if name == PAYLOAD:
-                            reader = bundle.payload_reader()
-                            info.file_size = bundle.payload_range()[1]
-                            big = info.file_size >= zipfile.ZIP64_LIMIT // 2
-                            with zf.open(info, "w", force_zip64=big) as dst:
-                                while chunk := reader.read(CHUNK):
-                                    dst.write(chunk)
-                        elif name == COSIGNATURE:
-                            zf.writestr(info, cosignature)
-                        else:
-                            zf.writestr(info, bundle.member(name))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            raise
+    with (
+        open_bundle(path, limits) as bundle,
+        partial_output(path, replace=True) as partial,
+        open(partial, "r+b") as out,
+        _disk_errors("the bundle"),
+    ):
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+            for name in MEMBER_ORDER:
+                if name != COSIGNATURE and not bundle.has(name):
+                    continue
+                info = zipfile.ZipInfo(name, date_time=FIXED_DATE_TIME)
+                info.compress_type = zipfile.ZIP_STORED
+                info.external_attr = _MEMBER_MODE
+                info.create_system = 3
+                if name == PAYLOAD:
+                    reader = bundle.payload_reader()
+                    info.file_size = bundle.payload_range()[1]
+                    big = info.file_size >= zipfile.ZIP64_LIMIT // 2
+                    with zf.open(info, "w", force_zip64=big) as dst:
+                        while chunk := reader.read(CHUNK):
+                            dst.write(chunk)
+                elif name == COSIGNATURE:
+                    zf.writestr(info, cosignature)
+                else:
+                    zf.writestr(info, bundle.member(name))
+        out.flush()
 
 
 # --------------------------------------------------------------------------------- reading

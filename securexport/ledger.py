@@ -31,9 +31,11 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
+import socket
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -288,6 +290,13 @@ CREATE TABLE IF NOT EXISTS attachments (
 );
 """
 _APPEND_ONLY = ("meta", "entries", "nodes", "checkpoints", "attachments")
+
+# Bundle status (attachments, outside the tree): who committed an entry, and whether its
+# bundle was then written.  An entry whose writer is gone and whose bundle was never recorded
+# is an orphan: the export was interrupted between the commit and the rename (DESIGN.md §8.3).
+WRITER = "writer.json"
+BUNDLE_WRITTEN = "bundle-written.json"
+BUNDLE_STATES = ("written", "missing", "in-progress", "unconfirmed")
 APPEND_ONLY_MESSAGE = "the securexport ledger is append-only"
 
 
@@ -453,6 +462,18 @@ class _SqliteStore:
             "SELECT data FROM attachments WHERE export_id = ? AND name = ?", (export_id, name)
         ).fetchone()
         return None if row is None else bytes(row[0])
+
+    def bundle_records(self, approval_sha256: str | None) -> list[tuple[int, int, str, Any, bool]]:
+        """(index, run, export id, writer record, bundle written?) per entry, in log order."""
+        # ``? IS NULL OR …``: one fixed statement for "all" and "one approval".
+        rows = self.conn.execute(
+            "SELECT e.idx, e.run, e.export_id, w.data, b.export_id IS NOT NULL FROM entries e "
+            "LEFT JOIN attachments w ON w.export_id = e.export_id AND w.name = ? "
+            "LEFT JOIN attachments b ON b.export_id = e.export_id AND b.name = ? "
+            "WHERE CAST(? AS TEXT) IS NULL OR e.approval_sha256 = ? ORDER BY e.idx",
+            (WRITER, BUNDLE_WRITTEN, approval_sha256, approval_sha256),
+        ).fetchall()
+        return [(int(r[0]), int(r[1]), str(r[2]), r[3], bool(r[4])) for r in rows]
 
     def checkpoint_at(self, size: int) -> tuple[bytes, str] | None:
         row = self.conn.execute(
@@ -836,6 +857,7 @@ class Ledger:
         now: datetime,
         signer_name: str | None = None,
         attachments: Mapping[str, bytes] | None = None,
+        renumber: Callable[[int], tuple[bytes, bytes]] | None = None,
     ) -> Receipt:
         """Log one export and return its receipt, in one ``BEGIN IMMEDIATE`` transaction.
 
@@ -846,9 +868,11 @@ class Ledger:
         ``signer`` is the ledger's Ed25519 key; checkpoints are signed under ``signer_name``,
         which defaults to (and, for receipts to verify, must be) the ledger's origin.
 
-        ``run`` is the run number the caller checked before exporting (``runs_used + 1``); if
-        another export of the same approval was logged meanwhile, this refuses (PolicyError) and
-        nothing is written.  Costs O(log n) hashes and node reads.
+        ``run`` is the run number the caller checked before exporting (``runs_used + 1``).  If
+        another export of the same approval was logged meanwhile, ``renumber(new_run)`` gives
+        the manifest and signature re-made for the next free run, inside the transaction (still
+        within ``max_runs``); without it this refuses (PolicyError) and nothing is written.
+        Costs O(log n) hashes and node reads.
         """
         created_at = _rfc3339(now)
         signer_name = self.origin if signer_name is None else signer_name
@@ -867,6 +891,7 @@ class Ledger:
                     signer_name=signer_name,
                     verifier_key=verifier_key,
                     created_at=created_at,
+                    renumber=renumber,
                 )
                 for name, data in (attachments or {}).items():
                     self._store.insert_attachment(export_id, name, data)
@@ -889,6 +914,7 @@ class Ledger:
         signer_name: str,
         verifier_key: str,
         created_at: str,
+        renumber: Callable[[int], tuple[bytes, bytes]] | None = None,
     ) -> Receipt:
         store = self._store
         stored_key = store.get_meta("verifier_key")
@@ -902,6 +928,9 @@ class Ledger:
         used = store.runs_used(approval_sha256)
         if max_runs is not None and used >= max_runs:
             raise PolicyError(f"approval {approval_id} has used its {max_runs} runs")
+        if run != used + 1 and renumber is not None:
+            run = used + 1
+            manifest, signature = renumber(run)
         if run != used + 1:
             raise PolicyError(
                 f"run number {run} of approval {approval_id} is stale "
@@ -981,6 +1010,28 @@ class Ledger:
     def attachment(self, export_id: str, name: str) -> bytes | None:
         """An attachment stored beside an entry (None if there is none by that name)."""
         return self._store.attachment(export_id, name)
+
+    # -- bundle status: was the bundle of each logged export written? -----------------------
+
+    def mark_bundle_written(self, export_id: str, payload_sha256: str, now: datetime) -> None:
+        """Record, after the rename, that the bundle of ``export_id`` exists (not in the tree)."""
+        record = {"written_at": _rfc3339(now), "payload_sha256": payload_sha256}
+        try:
+            with self._store.write_transaction():
+                self._store.insert_attachment(
+                    export_id, BUNDLE_WRITTEN, json.dumps(record, sort_keys=True).encode()
+                )
+        except self._store.errors as exc:
+            raise FileError(f"cannot write to the ledger: {_first_line(exc)}") from exc
+
+    def bundle_states(self, approval_sha256: str | None = None) -> list[BundleState]:
+        """Whether each logged export's bundle was written (all, or one approval's)."""
+        with self._store.read_transaction():
+            records = self._store.bundle_records(approval_sha256)
+        return [
+            BundleState(index, run, export_id, _bundle_state(written, writer))
+            for index, run, export_id, writer, written in records
+        ]
 
     def checkpoint_at(self, size: int) -> str:
         """The signed checkpoint note at tree size ``size``."""
@@ -1163,3 +1214,55 @@ def open_ledger(home_ledger_path: Path, url: str | None, *, origin: str | None =
     """The installation's export register: the team ledger at ``url`` when one is configured
     (``--ledger URL`` or ``[ledger] url`` in config.toml), else ``ledger.db`` in the home."""
     return Ledger.open(url if url else home_ledger_path, origin=origin)
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot ("" if unknown): tells pid reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def writer_record() -> bytes:
+    """This process, as recorded beside the entry it commits (:data:`WRITER`)."""
+    pid = os.getpid()
+    record = {
+        "host": socket.gethostname(),
+        "boot_id": _boot_id(),
+        "pid": pid,
+        "start": _start_time(pid),
+    }
+    return json.dumps(record, sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class BundleState:
+    index: int
+    run: int
+    export_id: str
+    state: str  # one of BUNDLE_STATES
+
+
+def _bundle_state(written: bool, writer: Any) -> str:
+    if written:
+        return "written"
+    try:
+        record = json.loads(bytes(writer)) if writer is not None else None
+        if not isinstance(record, dict):
+            return "unconfirmed"  # logged before bundle status was recorded
+        if record.get("host") != socket.gethostname() or record.get("boot_id") != _boot_id():
+            return "unconfirmed"  # another machine, or before a reboot: cannot tell here
+        pid = int(record["pid"])
+    except (ValueError, KeyError, TypeError):
+        return "unconfirmed"
+    alive = record.get("start") and _start_time(pid) == record.get("start")
+    return "in-progress" if alive else "missing"

@@ -68,9 +68,19 @@ def ledger_verifier_key(env: Environment) -> str:
 def ledger_entries(
     env: Environment, *, start: int = 0, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    """One summary per logged export, in log order."""
+    """One summary per logged export, in log order, with whether its bundle was written.
+
+    ``bundle`` is ``written``; ``missing`` (the export was interrupted after its entry was
+    committed: an orphan, its run used); ``in-progress`` (its export is still running here); or
+    ``unconfirmed`` (committed on another machine, or before a reboot, and never confirmed).
+    """
     with _open_ledger(env) as ledger:
-        return [_entry_summary(e) for e in ledger.entries(start=start, limit=limit)]
+        summaries = [_entry_summary(e) for e in ledger.entries(start=start, limit=limit)]
+        if summaries:
+            states = {b.export_id: b.state for b in ledger.bundle_states()}
+            for summary in summaries:
+                summary["bundle"] = states.get(summary["export_id"], "unconfirmed")
+        return summaries
 
 
 def _entry_summary(entry: Any) -> dict[str, Any]:
@@ -147,8 +157,15 @@ def ledger_verify(env: Environment) -> dict[str, Any]:
     with _open_ledger(env) as ledger:
         key = ledger.pinned_verifier_key()
         if key is None:
-            return {"ok": True, "size": 0, "entries_checked": 0, "checkpoints_checked": 0}
+            return {
+                "ok": True,
+                "size": 0,
+                "entries_checked": 0,
+                "checkpoints_checked": 0,
+                "missing_bundles": [],
+            }
         report = ledger.verify_all(key, check_entry=_entry_checker(ledger, env))
+        missing = [b for b in ledger.bundle_states() if b.state == "missing"]
         return {
             "ok": True,
             "origin": report.origin,
@@ -156,6 +173,10 @@ def ledger_verify(env: Environment) -> dict[str, Any]:
             "root_hash": report.root_hash.hex(),
             "entries_checked": report.entries_checked,
             "checkpoints_checked": report.checkpoints_checked,
+            # Orphans are not tampering: the entry is sound, its export was interrupted.
+            "missing_bundles": [
+                {"index": b.index, "run": b.run, "export_id": b.export_id} for b in missing
+            ],
         }
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from securexport import api
+from securexport import api, fsutil
 from securexport.errors import (
     FileError,
     KeyUnavailableError,
@@ -286,18 +287,91 @@ def test_no_plaintext_on_disk(world: World, tmp_path: Path) -> None:
     assert needle in (out / "data" / "offenders.csv").read_bytes()
 
 
-def test_leftover_encrypted_payload_from_a_killed_run_is_reported(world: World) -> None:
+def _plant(path: Path, data: bytes, mode: int = 0o600) -> None:
+    path.write_bytes(data)
+    path.chmod(mode)
+
+
+def test_partials_left_by_a_killed_export_are_removed_with_a_notice(world: World) -> None:
+    """A killed run's partials hold no lock: the next run removes them, says so, and goes on."""
     out = world.root / "killed.sxb"
-    leftover = world.root / "killed.sxb.payload.partial"
-    leftover.write_bytes(b"encrypted leftovers")
-    with pytest.raises(FileError, match="earlier export to this name was killed") as info:
+    stale = [out.with_name("killed.sxb.partial"), out.with_name("killed.sxb.payload.partial")]
+    for path in stale:
+        _plant(path, b"encrypted leftovers")
+    stderr = world.exporter.stderr
+    assert isinstance(stderr, io.StringIO)
+    before = stderr.getvalue()
+    assert world.export(out=out).bundle == out
+    notices = stderr.getvalue()[len(before) :]
+    for path in stale:
+        assert not path.exists()
+        assert f"removed {path}, left by an interrupted run" in notices
+    api.verify(out, world.recipient)  # raises unless the bundle is sound
+
+
+@pytest.mark.parametrize("name", ["held.sxb.partial", "held.sxb.payload.partial"])
+def test_a_partial_another_run_is_writing_is_refused_and_kept(world: World, name: str) -> None:
+    out = world.root / "held.sxb"
+    held = world.root / name
+    fd = fsutil.create_locked_partial(held)  # this process is the "other run"
+    try:
+        os.write(fd, b"being written")
+        with pytest.raises(FileError, match="is being written by another run") as info:
+            world.export(out=out)
+        assert info.value.exit_code == 7
+        assert held.read_bytes() == b"being written"
+        assert not out.exists()
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in world.root.iterdir() if p.name.startswith("held")) == [name]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o400])
+def test_a_file_that_is_not_our_partial_is_refused_and_kept(world: World, mode: int) -> None:
+    out = world.root / "foreign.sxb"
+    foreign = world.root / "foreign.sxb.partial"
+    _plant(foreign, b"someone else's file", mode)
+    with pytest.raises(FileError, match="is not a partial file of securexport") as info:
         world.export(out=out)
     assert info.value.exit_code == 7
-    assert leftover.read_bytes() == b"encrypted leftovers"  # not silently removed
+    assert foreign.read_bytes() == b"someone else's file"
     assert not out.exists()
-    assert not (world.root / "killed.sxb.partial").exists()
-    leftover.unlink()
-    assert world.export(out=out).bundle == out
+
+
+def test_decrypt_removes_a_killed_decrypts_partial_directory(world: World) -> None:
+    """A killed decrypt leaves plaintext in DIR.partial (with our marker, unlocked): the next
+    decrypt removes it; a directory without the marker, or one still locked, is refused."""
+    bundle = world.export().bundle
+    out = world.root / "plain"
+    partial = world.root / "plain.partial"
+    partial.mkdir(mode=0o700)
+    (partial / fsutil.PARTIAL_DIR_MARKER).touch()
+    (partial / "data").mkdir()
+    (partial / "data" / "offenders.csv").write_text("plaintext of a killed run")
+    api.decrypt(bundle, "force", out, world.recipient)
+    assert not partial.exists()
+    assert not (out / fsutil.PARTIAL_DIR_MARKER).exists()
+    assert sorted(p.name for p in out.iterdir()) == ["data"]
+
+    # Without the marker, it is not known to be ours: refused and left alone.
+    foreign = world.root / "plain2.partial"
+    foreign.mkdir(mode=0o700)
+    (foreign / "keep.txt").write_text("not securexport's")
+    with pytest.raises(FileError, match=r"plain2\.partial exists") as info:
+        api.decrypt(bundle, "force", world.root / "plain2", world.recipient)
+    assert info.value.exit_code == 7
+    assert (foreign / "keep.txt").read_text() == "not securexport's"
+    assert not (world.root / "plain2").exists()
+
+    # Marked but locked by a live run: refused and left alone.
+    live = world.root / "plain3.partial"
+    fd = fsutil.claim_partial_dir(live, None)
+    try:
+        with pytest.raises(FileError, match=r"plain3\.partial exists"):
+            api.decrypt(bundle, "force", world.root / "plain3", world.recipient)
+        assert (live / fsutil.PARTIAL_DIR_MARKER).exists()
+    finally:
+        os.close(fd)
 
 
 def test_decrypt_verifies_before_touching_a_key(world: World) -> None:

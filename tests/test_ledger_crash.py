@@ -38,14 +38,10 @@ def test_the_stages_are_the_hooks_stages() -> None:
     assert BEFORE_COMMIT + AFTER_COMMIT == STAGES
 
 
-def run_export(
-    world: Any,
-    approval: Path,
-    out: Path,
-    *,
-    crash: str | None = None,
-    ledger_url: str | None = None,
+def cli(
+    world: Any, *args: str, crash: str | None = None, ledger_url: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """``securexport ARGS`` as the exporter, in a fresh process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREXPORT_")}
     env["SECUREXPORT_KEYSTORE"] = "file"
     env["SECUREXPORT_PASSPHRASE_FILE"] = str(world.exporter.passphrase_file)
@@ -54,9 +50,20 @@ def run_export(
     argv = [sys.executable, "-m", "securexport", "--home", str(world.exporter.home.path)]
     if ledger_url is not None:
         argv += ["--ledger", ledger_url]
-    argv += ["export", str(approval), "--source", world.source_url, "--as", "analyst"]
-    argv += ["-o", str(out)]
+    argv += list(args)
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def run_export(
+    world: Any,
+    approval: Path,
+    out: Path,
+    *,
+    crash: str | None = None,
+    ledger_url: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    args = ["export", str(approval), "--source", world.source_url, "--as", "analyst"]
+    return cli(world, *args, "-o", str(out), crash=crash, ledger_url=ledger_url)
 
 
 def leftovers(out: Path) -> list[str]:
@@ -95,22 +102,28 @@ def crash_and_recover(world: Any, stage: str, ledger_url: str | None = None) -> 
     assert report["ok"] and report["size"] == len(entries)
     assert_no_bundle_without_its_entry(world.root, {e["export_id"] for e in entries})
 
+    # The ledger itself says the committed entry's bundle is missing (an orphan).
+    assert [e["bundle"] for e in entries] == (["missing"] if committed else [])
+    assert [m["index"] for m in report["missing_bundles"]] == ([0] if committed else [])
+    listed = cli(world, "ledger", "list", ledger_url=ledger_url)
+    assert listed.returncode == 0, listed.stderr
+    assert ("bundle missing" in listed.stdout) == committed
+
     left = leftovers(out)
     if stage == "after-count":
         assert left == []  # nothing was created yet
     else:
         assert left == ["out.sxb.partial", "out.sxb.payload.partial"]
         assert_payload_encrypted(out.with_name("out.sxb.payload.partial"))
-        refused = run_export(world, approval, out, ledger_url=ledger_url)
-        assert refused.returncode == 7, refused.stderr
-        assert "out.sxb.partial exists" in refused.stderr
-        assert "an earlier run was killed" in refused.stderr
-        assert refused.stdout == ""
-        for name in left:
-            (world.root / name).unlink()
 
+    # The next run removes the killed run's partials (no lock holds them), says so, and
+    # reports the orphan of this approval; its run stays used.
     done = run_export(world, approval, out, ledger_url=ledger_url)
     assert done.returncode == 0, done.stderr
+    for name in left:
+        assert f"removed {world.root / name}, left by an interrupted run" in done.stderr
+    orphan_warning = "run 1 of approval " in done.stderr and "has no bundle" in done.stderr
+    assert orphan_warning == committed, done.stderr
     assert leftovers(out) == ["out.sxb"]
     verdict = api.verify(out, world.recipient)
     # A run that died after logging used its run: the orphan entry stays, the retry is next.
@@ -118,6 +131,7 @@ def crash_and_recover(world: Any, stage: str, ledger_url: str | None = None) -> 
     assert api.inspect(out)["approval"]["run"] == (2 if committed else 1)
     entries = api.ledger_entries(world.exporter)
     assert [e["run"] for e in entries] == ([1, 2] if committed else [1])
+    assert [e["bundle"] for e in entries] == (["missing", "written"] if committed else ["written"])
     assert api.ledger_verify(world.exporter)["size"] == len(entries)
     bundles = {api.inspect(out)["export_id"]}
     orphans = [e["export_id"] for e in entries if e["export_id"] not in bundles]

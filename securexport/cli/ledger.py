@@ -56,6 +56,7 @@ def ledger_list(ctx: Context, start: int, limit: int | None) -> None:
                 f"{e['index']:>6}  {e['created_at']}  {e['approval_id']} run {e['run']}  "
                 f"{e.get('rows')} rows  by {e.get('exporter')}  to {', '.join(e.get('recipients') or [])}  "
                 f"{e['export_id']}"
+                + ("" if e.get("bundle") == "written" else f"  bundle {e.get('bundle')}")
             )
         if not entries:
             click.echo("(no exports logged)")
@@ -93,13 +94,19 @@ def ledger_verify(ctx: Context) -> None:
     from securexport.api import ledger_verify
 
     report = ledger_verify(ctx.env())
-    ctx.emit(
-        report,
-        lambda: click.echo(
+
+    def human() -> None:
+        click.echo(
             f"ledger OK: {report['entries_checked']} entries, {report['checkpoints_checked']} checkpoints"
             + (f", root {report['root_hash'][:16]}…" if report.get("root_hash") else "")
-        ),
-    )
+        )
+        for m in report.get("missing_bundles", []):
+            click.echo(
+                f"note: entry {m['index']} (run {m['run']}, export {m['export_id']}) has no "
+                "bundle: its export was interrupted after the entry was committed"
+            )
+
+    ctx.emit(report, human)
 
 
 @ledger.command("checkpoint")
