@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import re
 import sqlite3
 import uuid
 from pathlib import Path
@@ -214,10 +216,10 @@ def _golden_databases(tmp_path: Path, postgres_server: PgServer) -> tuple[str, s
     return f"sqlite:///{db}", url
 
 
-def _golden_expected(world: World) -> bytes:
-    """expected.csv with each ``{pseudonym:ID}`` replaced by the reference pseudonym of ID."""
+def _golden_expected(world: World, name: str = "expected.csv") -> bytes:
+    """``name`` with each ``{pseudonym:ID}`` replaced by the reference pseudonym of ID."""
     key = KeyStore(world.exporter, scrypt_log_n=TEST_LOG_N).pseudonym_key("test-key")
-    text = (GOLDEN / "expected.csv").read_bytes().decode("utf-8")
+    text = (GOLDEN / name).read_bytes().decode("utf-8")
     out = []
     for cell_line in text.split("\r\n"):
         while "{pseudonym:" in cell_line:
@@ -250,6 +252,98 @@ def test_golden_table_on_sqlite_and_postgresql(
     assert lite.matching_rows == pg.matching_rows == 30
     # rows whose force code is not in the map are dropped (on_invalid = "suppress_row")
     assert lite.rows_written == pg.rows_written == expected.count(b"\r\n") - 1
+
+
+# JSONL: columns.toml plus the source columns kept as they are, so that the file pins both
+# rules of DESIGN.md §11 (transformed values are strings; kept values keep their JSON type:
+# integers as numbers, dates as ISO 8601 strings, NULL as null) and JSON string escaping.
+GOLDEN_JSONL_KEPT = """
+[[column]]
+name      = "dob"
+source    = "date_of_birth"
+transform = "keep"
+
+[[column]]
+name      = "release_date"
+source    = "release_date"
+transform = "keep"
+
+[[column]]
+name      = "conviction_count"
+source    = "conviction_count"
+transform = "keep"
+
+[[column]]
+name      = "postcode"
+source    = "postcode"
+transform = "keep"
+
+[[column]]
+name      = "full_name"
+source    = "full_name"
+transform = "keep"
+"""
+KEPT = ("dob", "release_date", "conviction_count", "postcode", "full_name")
+
+
+@pytest.mark.parametrize("processes", [ONE, TWO], ids=["one-process", "two-processes"])
+def test_golden_table_jsonl_on_sqlite_and_postgresql(
+    world: World, tmp_path: Path, postgres_server: PgServer, processes: int
+) -> None:
+    lite_url, pg_url = _golden_databases(tmp_path, postgres_server)
+    columns = (GOLDEN / "columns.toml").read_text(encoding="utf-8") + GOLDEN_JSONL_KEPT
+    approval = world.write_approval(
+        approval_id="APR-GOLDEN-1",
+        columns=columns,
+        privacy="",
+        filters="",
+        output_format="jsonl",
+    )
+    expected = _golden_expected(world, "expected.jsonl")
+    lite, lite_plain = _export(world, approval, lite_url, processes)
+    pg, pg_plain = _export(world, approval, pg_url, processes)
+    assert lite_plain == expected
+    assert pg_plain == expected
+    assert lite.matching_rows == pg.matching_rows == 30
+    assert lite.rows_written == pg.rows_written == expected.count(b"\n") == 29
+
+
+def test_golden_jsonl_agrees_with_the_csv_golden_and_the_source() -> None:
+    """expected.jsonl was generated once; this ties it to what was checked by hand.
+
+    Each transformed column equals expected.csv's cell (null where the CSV field is empty, and
+    never null where it is not); each kept column has its JSON type and, row for row, equals
+    the source table (source.csv, less the row dropped by on_invalid = "suppress_row").
+    """
+    csv_text = (GOLDEN / "expected.csv").read_bytes().decode("utf-8")
+    csv_rows = list(csv.reader(io.StringIO(csv_text, newline="")))
+    header, csv_rows = csv_rows[0], csv_rows[1:]
+    jsonl = (GOLDEN / "expected.jsonl").read_bytes()
+    assert jsonl.endswith(b"\n") and b"\r" not in jsonl
+    docs = [json.loads(line) for line in jsonl.decode("utf-8").splitlines()]
+    assert len(docs) == len(csv_rows) == 29
+    seen = []
+    for doc, row in zip(docs, csv_rows, strict=True):
+        assert list(doc) == header + list(KEPT)
+        for name, cell in zip(header, row, strict=True):
+            # Transformed values (and force_code, kept text) are strings or null.
+            assert doc[name] is None or isinstance(doc[name], str), (name, doc[name])
+            assert ("" if doc[name] is None else doc[name]) == cell
+        for name in ("dob", "release_date"):  # kept dates: ISO 8601 strings
+            assert doc[name] is None or re.fullmatch(r"\d{4}-\d{2}-\d{2}", doc[name])
+        count = doc["conviction_count"]  # a kept integer stays a JSON number
+        assert count is None or (isinstance(count, int) and not isinstance(count, bool))
+        if doc["full_name"] is None:
+            assert doc["initial"] is None  # NULL in, NULL out
+        assert doc["name"] is None and doc["extract"] == "golden-v1"
+        ident = re.fullmatch(r"\{pseudonym:(A\d{4})\}", doc["offender"])
+        assert ident
+        seen.append((ident[1], *(doc[k] for k in KEPT)))
+    source = [(r[0], r[3], r[6], r[5], r[2], r[1]) for r in _golden_rows() if r[4] != "XYZ"]
+    assert sorted(seen, key=repr) == sorted(source, key=repr)
+    # NULL and the empty string stay apart (the CSV cannot tell them apart).
+    by_id = {s[0]: s for s in seen}
+    assert by_id["A0005"][5] is None and by_id["A0009"][5] == ""
 
 
 @pytest.mark.parametrize("processes", [ONE, TWO], ids=["one-process", "two-processes"])
