@@ -927,7 +927,7 @@ class Ledger:
             )
         used = store.runs_used(approval_sha256)
         if max_runs is not None and used >= max_runs:
-            raise PolicyError(f"approval {approval_id} has used its {max_runs} runs")
+            raise PolicyError(f"approval {approval_id} has used all {max_runs} of its runs")
         if run != used + 1 and renumber is not None:
             run = used + 1
             manifest, signature = renumber(run)

@@ -268,7 +268,7 @@ def test_runs_used_and_max_runs(ledger: Ledger, signer: Ed25519PrivateKey) -> No
     append(ledger, signer, 2, max_runs=2)
     append(ledger, signer, 3, approval=other, max_runs=2)
     assert (ledger.runs_used(APPROVAL), ledger.runs_used(other)) == (2, 1)
-    with pytest.raises(PolicyError, match="has used its 2 runs"):
+    with pytest.raises(PolicyError, match="has used all 2 of its runs"):
         append(ledger, signer, 4, max_runs=2)
     assert ledger.size() == 3  # nothing written
 
