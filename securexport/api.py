@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from securexport import __version__, policy, transforms
 from securexport._crypto import agefile, sshsig
+from securexport._crypto.sshkey import InvalidKeyError
 from securexport._testhooks import crash_point
 from securexport.approval import Approval, RelativeDate, approval_template, parse_approval
 from securexport.environment import Environment
@@ -1082,13 +1083,23 @@ def export_pseudonym_key(
     approval = signed.approval
     if approval.pseudonym_key_id != key_id:
         raise PolicyError(f"approval {approval.id} does not use pseudonym key {key_id!r}")
-    recipient = agefile.check_recipient(recipient)
+    try:
+        recipient = agefile.check_recipient(recipient)
+    except InvalidKeyError as exc:
+        raise UsageError(f"--to is not an age recipient: {exc}") from None
     if not any(e.age == recipient for e in approval.exporters):
         raise PolicyError(
             f"{recipient} is not the age key of an exporter named in approval {approval.id}",
             hint="pseudonym keys go only to the approval's exporters, never to recipients",
         )
-    return _keystore(env).export_pseudonym_key(key_id, recipient)
+    store = _keystore(env)
+    # The same key id is not enough: the approval must name this very key (its key_check).
+    if transforms.key_check(store.pseudonym_key(key_id)) != approval.pseudonym_key_check:
+        raise PolicyError(
+            f"approval {approval.id} names pseudonym key {key_id!r} with another key_check: "
+            "it does not use the key held here",
+        )
+    return store.export_pseudonym_key(key_id, recipient)
 
 
 # The ledger, witness, revocation and breach recipes live in their own modules; they are part of

@@ -729,12 +729,6 @@ def test_pseudonym_key_export_refuses_an_approval_that_does_not_use_the_key(
     assert out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: api.export_pseudonym_key compares only key_id, not key_check, so an "
-    "approval naming the same key id with another key's key_check (an approval that does not "
-    "use this key) still gets the key exported to its exporter",
-)
 def test_pseudonym_key_export_refuses_an_approval_whose_key_check_is_another_key(
     world: World,
 ) -> None:
@@ -744,14 +738,16 @@ def test_pseudonym_key_export_refuses_an_approval_whose_key_check_is_another_key
     _nothing_written(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a malformed --to makes api.export_pseudonym_key raise InvalidKeyError "
-    "(a ValueError, not a SecurexportError) from agefile.check_recipient, so the CLI exits 1 "
-    "'unexpected InvalidKeyError' instead of a usage error (exit 2)",
-)
 def test_pseudonym_key_export_refuses_a_malformed_recipient_as_usage(world: World) -> None:
     approval = world.write_approval()
     out = world.root / "bad.key.age"
     assert_one_line_error(_pk_export(world, approval, "age1notarecipient", out), 2)
     _nothing_written(out)
+
+
+def test_pseudonym_key_export_never_overwrites_a_file(world: World) -> None:
+    approval = world.write_approval()
+    out = world.root / "existing.key.age"
+    out.write_bytes(b"someone's file")
+    assert_one_line_error(_pk_export(world, approval, world.ids["exporter"].age_recipient, out), 7)
+    assert out.read_bytes() == b"someone's file"

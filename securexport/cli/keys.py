@@ -201,7 +201,7 @@ def pk_export(ctx: Context, key_id: str, recipient: str, approval_path: Path, ou
     from securexport.fsutil import atomic_write
 
     data = export_pseudonym_key(key_id, recipient, approval_path, ctx.env())
-    atomic_write(output, data)
+    atomic_write(output, data, overwrite=False)  # never replace a file silently
     ctx.emit(
         {"key_id": key_id, "to": recipient, "file": str(output)},
         lambda: click.echo(f"wrote {output} (pseudonym key {key_id}, encrypted to {recipient})"),
