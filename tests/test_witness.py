@@ -329,3 +329,142 @@ def test_export_with_an_unapproved_column_refused_by_witness(world: World) -> No
     _forge(world, result.bundle, FIXED_NOW, columns=columns)
     with pytest.raises(PolicyError, match="columns differ"):
         _witness(world, _sync(world, 1))
+
+
+# ------------------------------------------------------------------ revoked keys, rollback exit 5
+
+
+def _owner_revokes(world: World, kind: str, target: str) -> None:
+    """The owner signs a revocation and imports it into the witness's own home."""
+    world.counter += 1
+    path = world.root / f"revocation-{world.counter}.json"
+    api.revoke(kind, target, "owner", path, world.owner, reason="test")
+    api.import_revocation(path, world.owner)
+
+
+def _revocation_targets(world: World) -> dict[str, tuple[str, str]]:
+    return {
+        "exporter key": ("exporter", world.ids["exporter"].signing_key.to_line()),
+        "recipient key": ("recipient", world.ids["recipient"].age_recipient),
+        "auditor key": ("recipient", world.ids["auditor"].age_recipient),
+    }
+
+
+@pytest.mark.parametrize("which", ["exporter key", "recipient key", "auditor key"])
+def test_witness_stops_cosigning_for_a_revoked_key(world: World, which: str) -> None:
+    approval, _ = _setup(world)
+    world.export(approval)
+    sync = _sync(world, 0)
+    kind, target = _revocation_targets(world)[which]
+    _owner_revokes(world, kind, target)
+    out = sync.with_suffix(".cosig")
+    with pytest.raises(PolicyError, match="revoked") as caught:
+        api.witness(world.owner, sync, LOG, out)
+    assert caught.value.exit_code == 3
+    message = str(caught.value)
+    assert "entry 0:" in message
+    if kind == "exporter":
+        assert world.ids["exporter"].signing_key.fingerprint() in message
+    else:
+        assert target in message
+    assert not out.exists()
+    # Nothing was stored: the witness still expects the log from size 0.
+    with pytest.raises(UsageError, match="has seen 0 entries"):
+        _witness(world, _sync(world, 1))
+
+
+def test_witness_cosigns_despite_unrelated_revocations(world: World) -> None:
+    """The control for the test above: revocations of other keys change nothing."""
+    approval, wkey = _setup(world)
+    world.export(approval)
+    _owner_revokes(world, "recipient", world.ids["outsider"].age_recipient)
+    _owner_revokes(world, "exporter", world.ids["outsider"].signing_key.to_line())
+    _owner_revokes(world, "approval", "APR-1999-0001")
+    cosig = _witness(world, _sync(world, 0))
+    verify_cosignature(cosig.read_text(), wkey)
+
+
+def test_witness_refuses_exports_after_the_key_is_revoked_but_keeps_what_it_cosigned(
+    world: World,
+) -> None:
+    """A revocation stops the next cosignature, not the earlier one."""
+    approval, wkey = _setup(world)
+    world.export(approval)
+    first = _witness(world, _sync(world, 0))
+    world.export(approval)
+    _owner_revokes(world, "recipient", world.ids["recipient"].age_recipient)
+    with pytest.raises(PolicyError, match=r"entry 1: .*revoked"):
+        _witness(world, _sync(world, 1))
+    assert verify_cosignature(first.read_text(), wkey)[0].split("\n")[1] == "1"
+
+
+def _rolled_back(world: World) -> tuple[Path, Path]:
+    """The witness saw 2 entries; then the ledger is restored to 1 and something else logged at
+    index 1.  Returns (the backup of size 1, the rolled-back ledger's path)."""
+    approval, _ = _setup(world)
+    ledger_db = world.exporter.home.ledger_path
+    world.export(approval)
+    saved = world.root / "ledger-after-1.db"
+    _backup(ledger_db, saved)
+    world.export(approval)
+    _witness(world, _sync(world, 0))
+    _restore(saved, ledger_db)
+    world.export(approval)
+    return saved, ledger_db
+
+
+def test_rolled_back_ledger_exits_5(world: World) -> None:
+    saved, ledger_db = _rolled_back(world)
+    for since, needle in (
+        (0, "rolled back or forked"),
+        (1, "rolled back or forked"),
+        (2, "not consistent"),
+    ):
+        sync = _sync(world, since)
+        out = sync.with_suffix(".cosig")
+        with pytest.raises(VerificationError, match=needle) as caught:
+            api.witness(world.owner, sync, LOG, out)
+        assert caught.value.exit_code == 5, (since, caught.value)
+        assert not out.exists()
+    _restore(saved, ledger_db)  # the log cut back to 1 entry
+    sync = _sync(world, 0)
+    with pytest.raises(VerificationError, match="shrank") as caught:
+        api.witness(world.owner, sync, LOG, sync.with_suffix(".cosig"))
+    assert caught.value.exit_code == 5
+
+
+def test_rolled_back_ledger_exits_5_on_the_command_line(
+    world: World, passphrase_file: Path
+) -> None:
+    """`ledger witness` exits 5 (not 3: this is not a policy refusal) with one error line.
+    The consistency checks come before any check that reads the clock, so the real clock of
+    the command line does not matter here."""
+    saved, ledger_db = _rolled_back(world)
+    env = {"SECUREXPORT_KEYSTORE": "file", "SECUREXPORT_PASSPHRASE_FILE": str(passphrase_file)}
+
+    def witness_cli(sync: Path, *extra: str) -> Any:
+        out = sync.with_suffix(".cosig")
+        result = CliRunner().invoke(
+            cli,
+            [
+                *("--home", str(world.owner.home.path), *extra),
+                *("ledger", "witness", str(sync), "--log", LOG, "-o", str(out)),
+                *("--max-delay-days", "3650"),
+            ],
+            env=env,
+            catch_exceptions=False,
+        )
+        assert not out.exists()
+        return result
+
+    cases = [(_sync(world, 0), "rolled back or forked"), (_sync(world, 1), "rolled back")]
+    _restore(saved, ledger_db)
+    cases.append((_sync(world, 0), "shrank"))
+    for sync, needle in cases:
+        for extra in ((), ("--json",)):
+            result = witness_cli(sync, *extra)
+            assert result.exit_code == 5, (sync, result.stdout, result.stderr)
+            assert result.stdout == ""
+            lines = [ln for ln in result.stderr.splitlines() if ln]
+            assert lines[0].startswith("securexport: error: ") and needle in lines[0], lines
+            assert all(ln.startswith(("securexport: error:", "securexport: hint:")) for ln in lines)
