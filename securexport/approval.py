@@ -796,6 +796,11 @@ def _age_recipient_bytes(text: str) -> bytes:
 
 def _check_age_recipient(text: str) -> None:
     raw = _age_recipient_bytes(text)
+    # One key, one encoding: X25519 ignores the top bit and reduces mod p, so a u-coordinate
+    # at or above p = 2^255 - 19 names the same key as another string (and would slip past
+    # the "listed twice" check).  Refused, as non-canonical Ed25519 keys are.
+    if int.from_bytes(raw, "little") >= 2**255 - 19:
+        raise ValueError("the age recipient is not a canonical X25519 key")
     # A low-order X25519 point gives an all-zero shared secret for every sender key: data
     # "encrypted" to it is readable by anyone, and rage panics on it.  Clamped scalars clear the
     # cofactor, so one fixed private key detects every such point.

@@ -1014,6 +1014,14 @@ case(
     note="Bech32 of 32 zero bytes; rage panics encrypting to it",
 )
 case(
+    "err_age_non_canonical",
+    edits=[(AGE_A, "age12mr0xr8zyx0qmkwnaglmzmpchdzft8dsncad3khv4nv4pqztvzgqqsx7ru")],
+    message="not a canonical X25519 key",
+    line="age12mr0xr8zyx0qmkwnaglmzmpchdzft8dsncad3khv4nv4pqztvzgqqsx7ru",
+    note="AGE_A with the top bit of its u-coordinate set: X25519 reads the same key, so two "
+    "strings would name one recipient (Bech32 made with tests/test_wycheproof.py's encoder)",
+)
+case(
     "err_ledger_bad_shape",
     edits=[("example.org/ledger-replace-me+9bd0e4d0+", "example.org/ledger-replace-me+9bd0e4d+")],
     message='"ledger": is not a signed-note verifier key',
