@@ -6,11 +6,13 @@ Re-exported by :mod:`securexport.api`.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from securexport._crypto import sshsig
 from securexport.environment import Environment
 from securexport.errors import FileError, UsageError, VerificationError
+from securexport.ledger import KIND_EXPORT
 from securexport.limits import DEFAULT_LIMITS
 from securexport.manifest import parse_manifest
 
@@ -106,7 +108,9 @@ def _entry_summary(entry: Any) -> dict[str, Any]:
 def ledger_show(env: Environment, key: str) -> dict[str, Any]:
     """One entry, by index or export id, with its full manifest."""
     with _open_ledger(env) as ledger:
-        entry = ledger.entry(int(key) if key.isdigit() else key)
+        # An index is ASCII digits that fit the ledger's integers; anything else is an export id.
+        is_index = re.fullmatch(r"[0-9]{1,18}", key) is not None
+        entry = ledger.entry(int(key) if is_index else key)
         summary = _entry_summary(entry)
         summary["manifest"] = json.loads(entry.leaf)
         return summary
@@ -133,11 +137,22 @@ def _entry_checker(ledger: Any, env: Environment) -> Any:
     def check(entry: Any) -> None:
         manifest = parse_manifest(entry.leaf, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
         signer = sshsig.verify(entry.signature, entry.leaf, sshsig.NAMESPACE_MANIFEST)
-        if (manifest.export_id, manifest.approval_id, manifest.approval_sha256, manifest.run) != (
+        # Every index column outside the tree must say what the signed bytes say.
+        signed_columns = (
+            KIND_EXPORT,
+            manifest.export_id,
+            manifest.approval_id,
+            manifest.approval_sha256,
+            manifest.run,
+            manifest.created_at,
+        )
+        if signed_columns != (
+            entry.kind,
             entry.export_id,
             entry.approval_id,
             entry.approval_sha256,
             entry.run,
+            entry.created_at,
         ):
             raise VerificationError("the ledger's index columns disagree with the signed manifest")
         raw = ledger.attachment(entry.export_id, APPROVAL)

@@ -293,12 +293,6 @@ def test_show_unknown_entry_is_a_one_line_error(world: World, key: str) -> None:
     _one_line_error(_run(logged.home, "--json", "ledger", "show", key), 5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: an index beyond SQLite's INTEGER range, or a non-ASCII digit such as "
-    "'²' (str.isdigit() but not int()), crashes `ledger show` / `ledger list --start` with "
-    "'unexpected OverflowError/ValueError' and exit 1",
-)
 @pytest.mark.parametrize(
     "args",
     [

@@ -36,8 +36,16 @@ def ledger_key(ctx: Context) -> None:
 
 
 @ledger.command("list")
-@click.option("--start", type=int, default=0, show_default=True, help="First entry index.")
-@click.option("--limit", type=int, default=None, help="At most this many entries.")
+@click.option(
+    "--start",
+    type=click.IntRange(0, 2**62),
+    default=0,
+    show_default=True,
+    help="First entry index.",
+)
+@click.option(
+    "--limit", type=click.IntRange(0, 2**62), default=None, help="At most this many entries."
+)
 @pass_context
 def ledger_list(ctx: Context, start: int, limit: int | None) -> None:
     """List logged exports.
