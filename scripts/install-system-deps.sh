@@ -11,6 +11,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
 command -v dbus-run-session >/dev/null 2>&1 || need+=(dbus dbus-daemon)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# Traces every write of an export, to show no plaintext is ever written (even to nameless files).
+command -v strace >/dev/null 2>&1 || need+=(strace)
 # Go's archive/zip test archives (hostile and odd ZIPs) for the decrypt path (issue 4).
 ls -d /usr/share/go-*/src/archive/zip/testdata >/dev/null 2>&1 || need+=(golang-1.19-src)
 if [ ${#need[@]} -eq 0 ]; then

@@ -251,7 +251,9 @@ def test_decrypt_refuses_non_empty_directory(world: World) -> None:
 
 
 def test_no_plaintext_on_disk(world: World, tmp_path: Path) -> None:
-    """A unique canary in the source must appear in no file written during the run."""
+    """A unique canary in the source must appear in no file left after the run.  Files that
+    exist only during the run (nameless spools, deleted temporaries) are covered by
+    tests/test_no_plaintext_written.py, which traces every write."""
     canary = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
     with sqlite3.connect(world.db_path) as conn:
         conn.execute(
