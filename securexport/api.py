@@ -675,6 +675,8 @@ def export(
                             os.close(lock_fd)
                 except BaseException:
                     if committed is not None:
+                        with contextlib.suppress(Exception):
+                            ledger.record_bundle_outcome(manifest["export_id"], False, env.now())
                         env.warn(
                             f"ledger entry {committed} (run {run} of approval {approval.id}) was "
                             "committed, but its bundle was not written: `securexport ledger list` "
@@ -682,7 +684,7 @@ def export(
                         )
                     raise
                 try:
-                    ledger.mark_bundle_written(manifest["export_id"], payload_sha256, now)
+                    ledger.record_bundle_outcome(manifest["export_id"], True, env.now())
                 except FileError:
                     env.warn(
                         "the bundle was written, but the ledger could not record that: "
@@ -1040,6 +1042,7 @@ def decrypt(
         except OSError as exc:
             raise FileError(f"cannot create {partial.parent}: {os_error_message(exc)}") from exc
         lock_fd = claim_partial_dir(partial, env.notice)
+        renamed = False
         try:
             extract_payload(
                 bundle,
@@ -1053,9 +1056,11 @@ def decrypt(
             if out_dir.exists():
                 out_dir.rmdir()
             os.rename(partial, out_dir)
+            renamed = True
             fsync_dir(out_dir.parent if str(out_dir.parent) else Path(os.curdir))
         except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
+            # Plaintext whose rename could not be made durable is not left behind either.
+            shutil.rmtree(out_dir if renamed else partial, ignore_errors=True)
             raise
         finally:
             os.close(lock_fd)

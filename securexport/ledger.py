@@ -295,7 +295,7 @@ _APPEND_ONLY = ("meta", "entries", "nodes", "checkpoints", "attachments")
 # bundle was then written.  An entry whose writer is gone and whose bundle was never recorded
 # is an orphan: the export was interrupted between the commit and the rename (DESIGN.md §8.3).
 WRITER = "writer.json"
-BUNDLE_WRITTEN = "bundle-written.json"
+BUNDLE_OUTCOME = "bundle.json"  # {"status": "written" | "failed", "at": …}, once per export
 BUNDLE_STATES = ("written", "missing", "in-progress", "unconfirmed")
 APPEND_ONLY_MESSAGE = "the securexport ledger is append-only"
 
@@ -463,17 +463,17 @@ class _SqliteStore:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def bundle_records(self, approval_sha256: str | None) -> list[tuple[int, int, str, Any, bool]]:
-        """(index, run, export id, writer record, bundle written?) per entry, in log order."""
+    def bundle_records(self, approval_sha256: str | None) -> list[tuple[int, int, str, Any, Any]]:
+        """(index, run, export id, writer record, bundle outcome) per entry, in log order."""
         # ``? IS NULL OR …``: one fixed statement for "all" and "one approval".
         rows = self.conn.execute(
-            "SELECT e.idx, e.run, e.export_id, w.data, b.export_id IS NOT NULL FROM entries e "
+            "SELECT e.idx, e.run, e.export_id, w.data, b.data FROM entries e "
             "LEFT JOIN attachments w ON w.export_id = e.export_id AND w.name = ? "
             "LEFT JOIN attachments b ON b.export_id = e.export_id AND b.name = ? "
             "WHERE CAST(? AS TEXT) IS NULL OR e.approval_sha256 = ? ORDER BY e.idx",
-            (WRITER, BUNDLE_WRITTEN, approval_sha256, approval_sha256),
+            (WRITER, BUNDLE_OUTCOME, approval_sha256, approval_sha256),
         ).fetchall()
-        return [(int(r[0]), int(r[1]), str(r[2]), r[3], bool(r[4])) for r in rows]
+        return [(int(r[0]), int(r[1]), str(r[2]), r[3], r[4]) for r in rows]
 
     def checkpoint_at(self, size: int) -> tuple[bytes, str] | None:
         row = self.conn.execute(
@@ -1013,13 +1013,13 @@ class Ledger:
 
     # -- bundle status: was the bundle of each logged export written? -----------------------
 
-    def mark_bundle_written(self, export_id: str, payload_sha256: str, now: datetime) -> None:
-        """Record, after the rename, that the bundle of ``export_id`` exists (not in the tree)."""
-        record = {"written_at": _rfc3339(now), "payload_sha256": payload_sha256}
+    def record_bundle_outcome(self, export_id: str, written: bool, now: datetime) -> None:
+        """Record (not in the tree) whether the bundle of a committed export was written."""
+        record = {"status": "written" if written else "failed", "at": _rfc3339(now)}
         try:
             with self._store.write_transaction():
                 self._store.insert_attachment(
-                    export_id, BUNDLE_WRITTEN, json.dumps(record, sort_keys=True).encode()
+                    export_id, BUNDLE_OUTCOME, json.dumps(record, sort_keys=True).encode()
                 )
         except self._store.errors as exc:
             raise FileError(f"cannot write to the ledger: {_first_line(exc)}") from exc
@@ -1029,8 +1029,8 @@ class Ledger:
         with self._store.read_transaction():
             records = self._store.bundle_records(approval_sha256)
         return [
-            BundleState(index, run, export_id, _bundle_state(written, writer))
-            for index, run, export_id, writer, written in records
+            BundleState(index, run, export_id, _bundle_state(outcome, writer))
+            for index, run, export_id, writer, outcome in records
         ]
 
     def checkpoint_at(self, size: int) -> str:
@@ -1252,9 +1252,12 @@ class BundleState:
     state: str  # one of BUNDLE_STATES
 
 
-def _bundle_state(written: bool, writer: Any) -> str:
-    if written:
-        return "written"
+def _bundle_state(outcome: Any, writer: Any) -> str:
+    if outcome is not None:
+        with contextlib.suppress(ValueError, TypeError):
+            status = json.loads(bytes(outcome)).get("status")
+            if status in ("written", "failed"):
+                return "written" if status == "written" else "missing"
     try:
         record = json.loads(bytes(writer)) if writer is not None else None
         if not isinstance(record, dict):
