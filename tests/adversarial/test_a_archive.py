@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -35,11 +36,11 @@ def flip(data: bytes, at: int | None = None) -> bytes:
 _FLIPS = {
     PAYLOAD: ("payload", r"payload\.zip does not match"),
     KEY_FILE: ("key-file", r"payload\.key\.age does not match"),
-    MANIFEST: ("manifest", r"manifest|signature"),
-    MANIFEST_SIG: ("manifest-sig", r"signature"),
+    MANIFEST: ("manifest", "signature is invalid or malformed"),
+    MANIFEST_SIG: ("manifest-sig", "signature is invalid or malformed"),
     APPROVAL: ("approval", r"approval signature is invalid"),
     APPROVAL_SIG: ("approval-sig", r"approval signature is invalid"),
-    RECEIPT: ("receipt", r"receipt|checkpoint|note"),
+    RECEIPT: ("receipt", r"signed note has no signature by a trusted key"),
 }
 
 
@@ -61,7 +62,7 @@ for _member, (_slug, _message) in _FLIPS.items():
     5,
     "one byte flipped in payload.zip, through `securexport decrypt`",
     via="cli",
-    message=r"payload\.zip does not match",
+    message=r"payload\.zip does not match the manifest \(sha256\)",
 )
 def _flip_cli(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
@@ -75,7 +76,7 @@ def _flip_cli(ctx: Ctx) -> int:
     "raw-byte-flipped-crc",
     5,
     "one byte flipped in the bundle file itself (member CRC no longer matches)",
-    message=r"checksum|malformed",
+    message=r"malformed archive: member checksum mismatch",
 )
 def _raw_flip(ctx: Ctx) -> int:
     data = ctx.bundle.read_bytes()
@@ -94,7 +95,7 @@ def _raw_flip(ctx: Ctx) -> int:
     "members-reordered",
     5,
     "manifest.json placed before payload.key.age",
-    message="out of order",
+    message="malformed archive: bundle members are out of order",
 )
 def _reordered(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
@@ -105,7 +106,12 @@ def _reordered(ctx: Ctx) -> int:
 
 def _register_removed(member: str) -> None:
     @case(
-        "A", f"{member}-removed", 5, f"{member} removed from the bundle", message=f"lacks {member}"
+        "A",
+        f"{member}-removed",
+        5,
+        f"{member} removed from the bundle",
+        # not a prefix: "lacks manifest.json" must not be satisfied by "lacks manifest.json.sig"
+        message=rf"the bundle lacks {re.escape(member)}(?![\w.])",
     )
     def run(ctx: Ctx) -> int:
         members = ctx.members(ctx.bundle)
@@ -113,18 +119,30 @@ def _register_removed(member: str) -> None:
         return ctx.decrypt(ctx.write_raw(list(members.items())))
 
 
-for _member in (PAYLOAD, KEY_FILE, MANIFEST_SIG, APPROVAL_SIG, RECEIPT):
+for _member in (PAYLOAD, KEY_FILE, MANIFEST, MANIFEST_SIG, APPROVAL, APPROVAL_SIG, RECEIPT):
     _register_removed(_member)
 
 
-@case("A", "member-added", 5, "an extra member `run-me.sh` added", message="unexpected member")
+@case(
+    "A",
+    "member-added",
+    5,
+    "an extra member `run-me.sh` added",
+    message="malformed archive: unexpected member in the bundle",
+)
 def _added(ctx: Ctx) -> int:
     members = list(ctx.members(ctx.bundle).items())
     members.insert(3, ("run-me.sh", b"#!/bin/sh\n"))
     return ctx.decrypt(ctx.write_raw(members))
 
 
-@case("A", "member-duplicated", 5, "manifest.json present twice", message="duplicate")
+@case(
+    "A",
+    "member-duplicated",
+    5,
+    "manifest.json present twice",
+    message=r"malformed archive: duplicate entry name",
+)
 def _duplicated(ctx: Ctx) -> int:
     items = list(ctx.members(ctx.bundle).items())
     items.insert(3, (MANIFEST, items[2][1]))
@@ -135,7 +153,13 @@ def _duplicated(ctx: Ctx) -> int:
 
 
 def _register_truncation(slug: str, title: str, cut: float) -> None:
-    @case("A", f"truncated-{slug}", 5, f"bundle truncated {title}", message="malformed archive")
+    @case(
+        "A",
+        f"truncated-{slug}",
+        5,
+        f"bundle truncated {title}",
+        message="malformed archive: no end of central directory record at the end of the file",
+    )
     def run(ctx: Ctx) -> int:
         data = ctx.bundle.read_bytes()
         keep = int(len(data) * cut) if cut < 1 else len(data) - int(cut)
@@ -155,7 +179,11 @@ for _slug, _title, _cut in (
 
 
 @case(
-    "A", "trailing-junk", 5, "64 bytes appended after the end record", message="malformed archive"
+    "A",
+    "trailing-junk",
+    5,
+    "64 bytes appended after the end record",
+    message="malformed archive: no end of central directory record at the end of the file",
 )
 def _trailing(ctx: Ctx) -> int:
     target = ctx.root / "trailing.sxb"
@@ -168,7 +196,7 @@ def _trailing(ctx: Ctx) -> int:
     "prepended-junk",
     5,
     "a shell script prepended (self-extractor style)",
-    message="malformed archive",
+    message="malformed archive: data between the central directory and the end record",
 )
 def _prepended(ctx: Ctx) -> int:
     target = ctx.root / "prepended.sxb"
@@ -181,7 +209,7 @@ def _prepended(ctx: Ctx) -> int:
     "outer-member-deflated",
     5,
     "an outer member compressed (deflate) instead of stored",
-    message="compression method 8",
+    message="malformed archive: compression method 8 is not allowed here",
 )
 def _deflated(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
@@ -207,7 +235,7 @@ def _csv(ctx: Ctx) -> tuple[dict[str, bytes], int]:
     "payload-aes128",
     5,
     "payload entry encrypted with AES-128, manifest re-signed",
-    message="not AES-256",
+    message=r"a payload entry is not AES-256 \(AE-2\) encrypted",
 )
 def _aes128(ctx: Ctx) -> int:
     files, rows = _csv(ctx)
@@ -219,7 +247,7 @@ def _aes128(ctx: Ctx) -> int:
     "payload-ae1",
     5,
     "payload entry in AE-1 (plaintext CRC exposed), re-signed",
-    message="not AES-256",
+    message=r"a payload entry is not AES-256 \(AE-2\) encrypted",
 )
 def _ae1(ctx: Ctx) -> int:
     files, rows = _csv(ctx)
@@ -232,7 +260,7 @@ def _ae1(ctx: Ctx) -> int:
     5,
     "payload entry stored in the clear (plain deflate), re-signed and logged",
     via="cli",
-    message="compression method 8 is not allowed",
+    message="malformed archive: compression method 8 is not allowed here",
 )
 def _plain(ctx: Ctx) -> int:
     files, rows = _csv(ctx)
@@ -257,7 +285,7 @@ def _rewrap(ctx: Ctx, recipients: list[str]) -> Path:
     "key-file-for-someone-else",
     5,
     "payload.key.age wrapped only for an outsider, re-signed",
-    message="different number of keys",
+    message=r"payload\.key\.age is wrapped for a different number of keys than the approval names",
 )
 def _key_outsider(ctx: Ctx) -> int:
     return ctx.decrypt(_rewrap(ctx, [ctx.world.ids["outsider"].age_recipient]))
@@ -280,7 +308,7 @@ def _key_strangers(ctx: Ctx) -> int:
     "key-file-passphrase",
     5,
     "payload.key.age replaced by a passphrase (scrypt) file, re-signed",
-    message="stanza type 'scrypt'",
+    message="unexpected age stanza type 'scrypt'",
 )
 def _key_scrypt(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
@@ -293,7 +321,7 @@ def _key_scrypt(ctx: Ctx) -> int:
     "key-file-from-other-export",
     5,
     "payload.key.age swapped with another export's",
-    message=r"payload\.key\.age does not match",
+    message=r"payload\.key\.age does not match the manifest \(sha256\)",
 )
 def _key_swap(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
@@ -306,7 +334,7 @@ def _key_swap(ctx: Ctx) -> int:
     "key-file-from-other-export-resigned",
     5,
     "payload.key.age from another export, manifest re-signed and logged",
-    message="failed to decrypt",
+    message=r"the payload failed to decrypt or verify \(wrong key, or tampered\)",
 )
 def _key_swap_resigned(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
@@ -319,7 +347,7 @@ def _key_swap_resigned(ctx: Ctx) -> int:
     "payload-from-other-export",
     5,
     "payload.zip swapped with another export's",
-    message=r"payload\.zip does not match",
+    message=r"payload\.zip does not match the manifest \(sha256\)",
 )
 def _payload_swap(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
@@ -335,7 +363,7 @@ def _payload_swap(ctx: Ctx) -> int:
     "bundle-is-directory",
     7,
     "the bundle path is a directory",
-    message="directory|not a regular file",
+    message=r"cannot open \S*/dir\.sxb: Is a directory",
 )
 def _is_dir(ctx: Ctx) -> int:
     target = ctx.root / "dir.sxb"
@@ -344,7 +372,13 @@ def _is_dir(ctx: Ctx) -> int:
     return ctx.decrypt(target)
 
 
-@case("A", "bundle-missing", 7, "the bundle does not exist", message="cannot open")
+@case(
+    "A",
+    "bundle-missing",
+    7,
+    "the bundle does not exist",
+    message=r"cannot open \S*/nowhere\.sxb: No such file or directory",
+)
 def _missing(ctx: Ctx) -> int:
     return ctx.decrypt(ctx.root / "nowhere.sxb")
 
@@ -354,7 +388,7 @@ def _missing(ctx: Ctx) -> int:
     "bundle-over-size-limit",
     5,
     "a bundle above max_bundle_bytes is refused before parsing",
-    message="size limit",
+    message=r"is larger than the bundle size limit \(4096 bytes\)",
 )
 def _too_big(ctx: Ctx) -> int:
     return ctx.api(api.verify, ctx.bundle, ctx.world.recipient, Limits(max_bundle_bytes=4096))

@@ -1,13 +1,17 @@
-"""B. Manifests and signatures: replaced, re-signed, edited, non-canonical, oversized."""
+"""B. Manifests and signatures: replaced, re-signed, edited, non-canonical, oversized, and
+signed by an exporter (or under an approval) that the approver has since revoked."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from securexport import api
 from securexport._crypto import sshsig
 from securexport.bundle import MANIFEST, MANIFEST_SIG
 from securexport.manifest import canonical_bytes
@@ -43,7 +47,7 @@ def _other(ctx: Ctx) -> int:
     "replaced-without-signature",
     5,
     "manifest.json replaced, old signature kept",
-    message="signature",
+    message="signature is invalid or malformed",
 )
 def _replaced(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
@@ -80,7 +84,7 @@ def _approver(ctx: Ctx) -> int:
     "signed-in-approval-namespace",
     5,
     "manifest signed by the exporter under the approval namespace",
-    message="signature",
+    message="signature is invalid or malformed",
 )
 def _namespace(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
@@ -89,14 +93,26 @@ def _namespace(ctx: Ctx) -> int:
     return ctx.verify(ctx.write(members))
 
 
-@case("B", "signature-truncated", 5, "manifest.json.sig cut in half", message="signature")
+@case(
+    "B",
+    "signature-truncated",
+    5,
+    "manifest.json.sig cut in half",
+    message="signature is invalid or malformed",
+)
 def _sig_cut(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     members[MANIFEST_SIG] = members[MANIFEST_SIG][: len(members[MANIFEST_SIG]) // 2]
     return ctx.verify(ctx.write(members))
 
 
-@case("B", "signature-empty", 5, "manifest.json.sig empty", message="signature")
+@case(
+    "B",
+    "signature-empty",
+    5,
+    "manifest.json.sig empty",
+    message="signature is invalid or malformed",
+)
 def _sig_empty(ctx: Ctx) -> int:
     members = ctx.members(ctx.bundle)
     members[MANIFEST_SIG] = b""
@@ -146,7 +162,7 @@ _EDITS: list[tuple[str, str, str, Callable[[Doc], None], str, bool]] = [
     (
         "rows-above-row-cap",
         "rows count above the approval's row cap",
-        "row cap",
+        "the manifest states more rows than the approval's row cap",
         _rows(100_000),
         "verify",
         False,
@@ -185,7 +201,7 @@ _EDITS: list[tuple[str, str, str, Callable[[Doc], None], str, bool]] = [
     (
         "file-path-changed",
         "the payload file renamed",
-        "file list",
+        "the manifest's file list is not what the approval produces",
         _set("files.0.path", "data/all.csv"),
         "verify",
         False,
@@ -209,7 +225,7 @@ _EDITS: list[tuple[str, str, str, Callable[[Doc], None], str, bool]] = [
     (
         "created-at-malformed",
         "created_at not RFC 3339",
-        "RFC 3339",
+        "manifest created_at is not RFC 3339 UTC",
         _set("created_at", "yesterday"),
         "verify",
         False,
@@ -217,7 +233,7 @@ _EDITS: list[tuple[str, str, str, Callable[[Doc], None], str, bool]] = [
     (
         "run-beyond-max-runs",
         "run 13 of an approval with max_runs 12",
-        "max_runs",
+        "run number is beyond the approval's max_runs",
         _set("approval.run", 13),
         "verify",
         False,
@@ -241,7 +257,7 @@ _EDITS: list[tuple[str, str, str, Callable[[Doc], None], str, bool]] = [
     (
         "hmac-wrong",
         "a file HMAC replaced",
-        "HMAC",
+        "a payload file does not match the manifest's HMAC",
         _set("files.0.hmac_sha256", "cd" * 32),
         "decrypt",
         False,
@@ -249,7 +265,7 @@ _EDITS: list[tuple[str, str, str, Callable[[Doc], None], str, bool]] = [
     (
         "file-bytes-changed",
         "a file's byte count changed",
-        "size differs",
+        "a payload entry's size differs from the manifest's",
         lambda d: d["files"][0].__setitem__("bytes", d["files"][0]["bytes"] + 1),
         "verify",
         False,
@@ -257,7 +273,7 @@ _EDITS: list[tuple[str, str, str, Callable[[Doc], None], str, bool]] = [
     (
         "schema-changed",
         "schema changed to securexport.manifest/2",
-        "schema",
+        r"manifest schema is not securexport\.manifest/1",
         _set("schema", "securexport.manifest/2"),
         "verify",
         False,
@@ -265,7 +281,7 @@ _EDITS: list[tuple[str, str, str, Callable[[Doc], None], str, bool]] = [
     (
         "payload-sha-malformed",
         "payload sha256 not hex",
-        "sha256 hex",
+        r"manifest is malformed: payload\.sha256 is not a sha256 hex digest",
         _set("payload.sha256", "Z" * 64),
         "verify",
         False,
@@ -273,7 +289,7 @@ _EDITS: list[tuple[str, str, str, Callable[[Doc], None], str, bool]] = [
     (
         "rows-not-integer",
         "records.written as a string",
-        "must be an integer",
+        r"manifest is malformed: records\.written must be an integer",
         _set("records.written", "295"),
         "verify",
         False,
@@ -354,79 +370,91 @@ _ENCODINGS: list[tuple[str, str, str, Callable[[Doc], bytes], Callable[[Doc], No
     (
         "non-canonical-whitespace",
         "pretty-printed JSON",
-        "canonical",
+        r"manifest is not in canonical \(RFC 8785\) form",
         _dumps(indent=1, sort_keys=True),
         None,
     ),
     (
         "non-canonical-key-order",
         "keys not sorted",
-        "canonical",
+        r"manifest is not in canonical \(RFC 8785\) form",
         _dumps(separators=(",", ":")),
         lambda d: d.update({"zz": 1, "aa": 1}),
     ),
     (
         "non-canonical-escape",
         "`/` written as `\\u002f`",
-        "canonical",
+        r"manifest is not in canonical \(RFC 8785\) form",
         _canonical_then(lambda b: b.replace(b"data/", b"data\\u002f", 1)),
         None,
     ),
     (
         "duplicate-key",
         "a duplicate `schema` key",
-        "duplicate key",
+        "manifest is malformed: duplicate key",
         _canonical_then(lambda b: b'{"schema":"x",' + b[1:]),
         None,
     ),
     (
         "float",
         "records.written as 295.0",
-        "float",
+        "manifest is malformed: it contains a float",
         _dumps(separators=(",", ":"), sort_keys=True),
         lambda d: d["records"].update({"written": float(d["records"]["written"])}),
     ),
     (
         "exponent",
         "an integer written as 1e2",
-        "float",
+        "manifest is malformed: it contains a float",
         _canonical_then(lambda b: b.replace(b'"rows":', b'"rows":1e2,"x":', 1)),
         None,
     ),
-    ("nan", "a NaN constant", "non-finite", _canonical_then(lambda b: b'{"a":NaN,' + b[1:]), None),
+    (
+        "nan",
+        "a NaN constant",
+        "manifest is malformed: it contains a non-finite number",
+        _canonical_then(lambda b: b'{"a":NaN,' + b[1:]),
+        None,
+    ),
     (
         "deep-nesting",
         "100 000 nested arrays",
-        "not valid JSON",
+        "manifest is not valid JSON",
         lambda d: b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         None,
     ),
-    ("not-an-object", "a JSON array at the top", "not a JSON object", lambda d: b"[]", None),
+    (
+        "not-an-object",
+        "a JSON array at the top",
+        "manifest is malformed: not a JSON object",
+        lambda d: b"[]",
+        None,
+    ),
     (
         "lone-surrogate",
         "a lone surrogate escape `\\ud800`",
-        "canonical|malformed|JSON",
+        "manifest is malformed: cannot be canonicalised",
         _canonical_then(lambda b: b'{"a":"\\ud800",' + b[1:]),
         None,
     ),
     (
         "not-utf8",
         "Latin-1 bytes in a string",
-        "not valid JSON",
+        "manifest is not valid JSON",
         _canonical_then(lambda b: b'{"a":"\xe9",' + b[1:]),
         None,
     ),
     (
         "bom",
         "a UTF-8 byte order mark in front",
-        "not valid JSON|canonical",
+        "manifest is not valid JSON",
         _canonical_then(lambda b: b"\xef\xbb\xbf" + b),
         None,
     ),
     (
         "oversized",
         "a 5 MiB manifest (limit 4 MiB)",
-        "larger than",
+        r"bundle member manifest\.json is larger than allowed",
         _canonical_then(lambda b: b'{"a":"' + b"x" * (5 << 20) + b'",' + b[1:]),
         None,
     ),
@@ -447,6 +475,94 @@ def _register_encoding(
 
 for _args2 in _ENCODINGS:
     _register_encoding(*_args2)
+
+
+# --- revoked signer: the approver revokes, the recipient imports, the old bundle is refused ---
+
+
+def _revoke(ctx: Ctx, kind: str, target: str, *, signer: str = "owner") -> Path:
+    """A revocation of ``target`` signed by ``signer`` (the approver unless stated)."""
+    path = ctx.root / f"revocation-{kind}-{signer}.json"
+    name = {"owner": "owner", "outsider": "stranger"}[signer]
+    api.revoke(kind, target, name, path, ctx.env(signer), reason="adversarial suite")
+    return path
+
+
+def _revoked(ctx: Ctx, kind: str, target: str) -> Path:
+    """The base bundle, made *before* the approver revoked ``target`` (imported by the
+    recipient)."""
+    bundle = ctx.bundle
+    assert ctx.verify(bundle) == 0, ctx.messages  # valid until the revocation arrives
+    api.import_revocation(_revoke(ctx, kind, target), ctx.world.recipient)
+    return bundle
+
+
+def _exporter_key(ctx: Ctx) -> str:
+    return str(ctx.world.ids["exporter"].signing_key.to_line())
+
+
+@case(
+    "B",
+    "revoked-exporter-key-decrypt",
+    5,
+    "the exporter's signing key revoked by the approver after the export: decrypt refuses",
+    message=r"exporter key SHA256:\S+ was revoked at 2026-06-01T12:00:00Z",
+)
+def _revoked_exporter_decrypt(ctx: Ctx) -> int:
+    return ctx.decrypt(_revoked(ctx, "exporter", _exporter_key(ctx)))
+
+
+@case(
+    "B",
+    "revoked-exporter-key-verify",
+    5,
+    "the exporter's signing key revoked by the approver (imported with `revoke import`): "
+    "`securexport verify` refuses",
+    via="cli",
+    message=r"error: exporter key SHA256:\S+ was revoked at 2026-06-01T12:00:00Z",
+)
+def _revoked_exporter_verify(ctx: Ctx) -> int:
+    bundle = ctx.bundle
+    assert ctx.cli(["revoke", "import", str(_revoke(ctx, "exporter", _exporter_key(ctx)))]) == 0
+    return ctx.cli(["verify", str(bundle)])
+
+
+@case(
+    "B",
+    "revoked-approval-id-decrypt",
+    5,
+    "the approval (every version of its id) revoked after the export: decrypt refuses",
+    message="approval APR-2026-0042 was revoked at 2026-06-01T12:00:00Z",
+)
+def _revoked_approval_decrypt(ctx: Ctx) -> int:
+    return ctx.decrypt(_revoked(ctx, "approval", "APR-2026-0042"))
+
+
+@case(
+    "B",
+    "revoked-approval-sha256-verify",
+    5,
+    "this version of the approval (by its SHA-256) revoked after the export: verify refuses",
+    message=r"approval sha256 [0-9a-f]{64} was revoked at 2026-06-01T12:00:00Z",
+)
+def _revoked_approval_verify(ctx: Ctx) -> int:
+    return ctx.verify(
+        _revoked(ctx, "approval", hashlib.sha256(ctx.approval.read_bytes()).hexdigest())
+    )
+
+
+@case(
+    "B",
+    "revocation-forged-by-outsider",
+    5,
+    "a revocation of the exporter signed by an outsider: import refused, nothing stored",
+    message="the revocation is signed by a key that is not a trusted approver",
+)
+def _forged_revocation(ctx: Ctx) -> int:
+    path = _revoke(ctx, "exporter", _exporter_key(ctx), signer="outsider")
+    code = ctx.api(api.import_revocation, path, ctx.world.recipient)
+    assert api.list_revocations(ctx.world.recipient) == []
+    return code
 
 
 @pytest.mark.parametrize("case", params("B"))

@@ -65,7 +65,7 @@ _NAMES: list[tuple[str, bytes, str, str]] = [
 
 
 def _register_name(slug: str, name: bytes, message: str, title: str) -> None:
-    @case("D", slug, 5, f"payload entry with {title}", message=message)
+    @case("D", slug, 5, f"payload entry with {title}", message=f"malformed archive: {message}")
     def run(ctx: Ctx) -> int:
         return _structural(ctx, build([aes_entry(name)]))
 
@@ -80,20 +80,32 @@ for _args in _NAMES:
     5,
     "payload entry with an absolute name, through `securexport decrypt`",
     via="cli",
-    message="absolute name",
+    message="malformed archive: absolute name",
 )
 def _abs_cli(ctx: Ctx) -> int:
     bundle = ctx.forge_payload(build([aes_entry(b"/tmp/securexport-evil.csv")]))
     return ctx.cli(["decrypt", str(bundle), "--as", "force", "-o", str(ctx.out)])
 
 
-@case("D", "symlink-entry", 5, "a symlink entry named like the data file", message="symlink")
+@case(
+    "D",
+    "symlink-entry",
+    5,
+    "a symlink entry named like the data file",
+    message="malformed archive: entry is a symlink, directory or special file",
+)
 def _symlink(ctx: Ctx) -> int:
     link = (stat.S_IFLNK | 0o777) << 16
     return _structural(ctx, build([aes_entry(NAME, external=link)]))
 
 
-@case("D", "duplicate-names", 5, "the data file twice", message="duplicate")
+@case(
+    "D",
+    "duplicate-names",
+    5,
+    "the data file twice",
+    message="malformed archive: duplicate entry name",
+)
 def _dup(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME), aes_entry(NAME)]))
 
@@ -103,7 +115,7 @@ def _dup(ctx: Ctx) -> int:
     "case-colliding-names",
     5,
     "`data/offenders.csv` and `DATA/Offenders.csv`",
-    message="duplicate",
+    message="malformed archive: duplicate entry name",
 )
 def _case(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME), aes_entry(b"DATA/Offenders.csv")]))
@@ -114,7 +126,7 @@ def _case(ctx: Ctx) -> int:
     "unicode-normalisation-collision",
     5,
     "NFC and NFD spellings of one name",
-    message="duplicate",
+    message="malformed archive: duplicate entry name",
 )
 def _nfd(ctx: Ctx) -> int:
     return _structural(
@@ -127,7 +139,7 @@ def _nfd(ctx: Ctx) -> int:
     "overlapping-entries",
     5,
     "two central records sharing one local header (zip bomb)",
-    message="overlap|disagrees",
+    message="malformed archive: entries overlap or leave unexplained data between them",
 )
 def _overlap(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME), aes_entry(b"data/b.csv", offset=0)]))
@@ -138,7 +150,7 @@ def _overlap(ctx: Ctx) -> int:
     "local-central-name-mismatch",
     5,
     "local header names `../evil`, central directory the data file",
-    message="local header disagrees",
+    message="malformed archive: local header disagrees with the central directory",
 )
 def _mismatch(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME, local_name=b"../evil.csv1234567")]))
@@ -149,14 +161,20 @@ def _mismatch(ctx: Ctx) -> int:
     "unicode-path-extra",
     5,
     "an Info-ZIP Unicode path field (7z would extract under it)",
-    message="0x7075",
+    message="malformed archive: extra field 0x7075 is not allowed",
 )
 def _upath(ctx: Ctx) -> int:
     up = struct.pack("<HHB", 0x7075, 5 + 8, 1) + b"\0\0\0\0" + b"../e.csv"
     return _structural(ctx, build([_aes(NAME, extra=aes_extra() + up)]))
 
 
-@case("D", "too-many-entries", 5, "65 entries (limit 64)", message="more than 64 entries")
+@case(
+    "D",
+    "too-many-entries",
+    5,
+    "65 entries (limit 64)",
+    message="malformed archive: more than 64 entries",
+)
 def _many(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(f"data/{i}.csv".encode()) for i in range(65)]))
 
@@ -166,7 +184,7 @@ def _many(ctx: Ctx) -> int:
     "prefixed-payload",
     5,
     "junk before the payload's first entry",
-    message="unexplained data|overlap|data between",
+    message="malformed archive: data between the central directory and the end record",
 )
 def _prefix(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME)], prefix=b"MZ" + b"\0" * 62))
@@ -177,7 +195,7 @@ def _prefix(ctx: Ctx) -> int:
     "archive-comment",
     5,
     "an archive comment (where a second end record could hide)",
-    message="archive comment|data between",
+    message="malformed archive: data between the central directory and the end record",
 )
 def _comment(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(NAME)], comment=b"PK\x05\x06" + b"\0" * 18))
@@ -188,7 +206,7 @@ def _comment(ctx: Ctx) -> int:
     "traditional-zipcrypto",
     5,
     "a ZipCrypto (not AES) encrypted entry",
-    message="inconsistent encryption|not allowed",
+    message="malformed archive: compression method 8 is not allowed here",
 )
 def _zipcrypto(ctx: Ctx) -> int:
     return _structural(ctx, build([E(NAME, method=8, flags=0x0801)]))
@@ -215,7 +233,7 @@ def _ratio(ctx: Ctx) -> int:
     "unknown-entry-name",
     5,
     "a clean entry name the manifest does not list",
-    message="names differ",
+    message="payload entry names differ from the manifest's files",
 )
 def _unknown(ctx: Ctx) -> int:
     return _structural(ctx, build([aes_entry(b"data/everyone.csv")]))
@@ -246,7 +264,7 @@ def _patch_usize(usize: int) -> Any:
     "size-header-too-small",
     5,
     "real AES entry whose size fields (and manifest) claim 100 bytes",
-    message="HMAC|larger than the manifest says",
+    message="a payload file does not match the manifest's HMAC",
 )
 def _lie_small(ctx: Ctx) -> int:
     data, rows = _plain(ctx)
@@ -263,7 +281,7 @@ def _lie_small(ctx: Ctx) -> int:
     "size-header-too-small-hmac-matches",
     5,
     "as above, manifest HMAC over the first 100 bytes: the truncated CSV is refused",
-    message="rows|fields|transform|CSV",
+    message=r"payload row 1 has \d+ fields, expected 6",
 )
 def _lie_small_hmac(ctx: Ctx) -> int:
     from securexport.bundle import file_hmac_key
@@ -298,7 +316,7 @@ def _lie_small_hmac(ctx: Ctx) -> int:
     "size-header-too-large",
     5,
     "real AES entry whose size fields (and manifest) claim 1 byte more",
-    message="HMAC",
+    message="a payload file does not match the manifest's HMAC",
 )
 def _lie_large(ctx: Ctx) -> int:
     data, rows = _plain(ctx)
@@ -325,7 +343,7 @@ def _flip_method(payload: bytes) -> bytes:
     "aes-method-field-flipped",
     5,
     "the unauthenticated AES real-method field flipped to stored",
-    message="inconsistent",
+    message="malformed archive: encrypted entry sizes are inconsistent",
 )
 def _method(ctx: Ctx) -> int:
     data, rows = _plain(ctx)
@@ -337,7 +355,7 @@ def _method(ctx: Ctx) -> int:
     "ciphertext-flipped",
     5,
     "one ciphertext byte flipped in a real entry (HMAC fails only at its end)",
-    message="failed to decrypt",
+    message=r"the payload failed to decrypt or verify \(wrong key, or tampered\)",
 )
 def _ciphertext(ctx: Ctx) -> int:
     data, rows = _plain(ctx)

@@ -31,37 +31,37 @@ _TEXT_CASES: list[tuple[str, str, str, object]] = [
     (
         "malformed-toml",
         "an unclosed table header",
-        "TOML|line",
+        r"invalid TOML: Expected '\]' at the end of a table declaration",
         lambda t: t.replace("[limits]", "[limits", 1),
     ),
     (
         "unknown-key",
         "an unknown key `colour` in [limits]",
-        "unknown|colour",
+        r'\[limits\]: unknown key "colour"',
         lambda t: t.replace("[limits]\n", '[limits]\ncolour = "red"\n', 1),
     ),
     (
         "unknown-table",
         "an unknown table [extras]",
-        "unknown|extras",
+        r'unknown key "extras" at the top level',
         lambda t: t + "\n[extras]\nx = 1\n",
     ),
     (
         "duplicate-key",
         "`title` given twice",
-        "TOML|duplicate|line|title",
+        "invalid TOML: Cannot overwrite a value",
         lambda t: t.replace('title       = "Test extract"', 'title = "a"\ntitle = "b"', 1),
     ),
     (
         "wrong-type",
         "row_cap as a string",
-        "row_cap|type|integer",
+        r'\[limits\]: "row_cap": expected an integer, got a string',
         lambda t: t.replace("row_cap  = 100000", 'row_cap  = "100000"', 1),
     ),
     (
         "sql-in-dataset",
         "a dataset name carrying SQL",
-        "dataset|identifier",
+        r'\[source\]: "dataset": "offenders; DROP TABLE offenders" is not a plain SQL identifier',
         lambda t: t.replace(
             'dataset = "offenders"', 'dataset = "offenders; DROP TABLE offenders"', 1
         ),
@@ -69,19 +69,19 @@ _TEXT_CASES: list[tuple[str, str, str, object]] = [
     (
         "bad-recipient-key",
         "a recipient whose age key is not an X25519 recipient",
-        "recipient|age",
+        r'\[\[recipients\]\] #1: "age": not an age X25519 recipient',
         lambda t: t.replace('name = "force"\nage  = "', 'name = "force"\nage  = "age1notakey', 1),
     ),
     (
         "wrong-schema",
         "schema securexport.approval/2",
-        "schema",
+        r'"schema": must be "securexport\.approval/1", got securexport\.approval/2',
         lambda t: t.replace("securexport.approval/1", "securexport.approval/2", 1),
     ),
     (
         "offset-less-time",
         "expires without a UTC offset",
-        "offset|expires",
+        r'\[approval\]: "expires": is a local date-time without an offset',
         lambda t: t.replace(
             "expires     = 2030-12-31T23:59:59Z", "expires     = 2030-12-31T23:59:59", 1
         ),
@@ -99,7 +99,195 @@ for _args in _TEXT_CASES:
     _register_text(*_args)
 
 
-@case("E", "expired", 3, "approval expired a month before the run", message="expired")
+# --- wrong recipients: keys that no age X25519 recipient may be ------------------------------
+#
+# A low-order X25519 point gives the same all-zero shared secret for every sender key, so a
+# payload key "wrapped" for it is readable by anyone (and rage panics encrypting to it).  The
+# Bech32 encoder below is written from BIP 173, independently of securexport's decoder.
+
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_polymod(values: list[int]) -> int:
+    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for value in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ value
+        for i in range(5):
+            chk ^= generator[i] if (top >> i) & 1 else 0
+    return chk
+
+
+def bech32(hrp: str, data: bytes) -> str:
+    """BIP 173 Bech32 of ``data`` (8-bit groups to 5-bit, zero padded), lower case."""
+    five: list[int] = []
+    acc = bits = 0
+    for byte in data:
+        acc, bits = (acc << 8) | byte, bits + 8
+        while bits >= 5:
+            bits -= 5
+            five.append((acc >> bits) & 31)
+    if bits:
+        five.append((acc << (5 - bits)) & 31)
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    mod = _bech32_polymod(expanded + five + [0] * 6) ^ 1
+    checksum = [(mod >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_BECH32[d] for d in five + checksum)
+
+
+def bech32_data(text: str) -> bytes:
+    """The bytes of a Bech32 string (checksum not checked): the inverse of :func:`bech32`."""
+    five = [_BECH32.index(c) for c in text[text.rindex("1") + 1 : -6]]
+    acc = bits = 0
+    out = bytearray()
+    for value in five:
+        acc, bits = (acc << 5) | value, bits + 5
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    return bytes(out)
+
+
+def _high_bit(ctx: Ctx, real: str) -> str:
+    """The same X25519 key spelt another way: the u-coordinate's ignored top bit set."""
+    raw = bytearray(bech32_data(real))
+    raw[31] |= 0x80
+    return bech32("age", bytes(raw))
+
+
+# Little-endian u-coordinates of Curve25519 points of small order (as libsodium lists them),
+# and p = 2^255 - 19, a non-canonical encoding of zero.
+LOW_ORDER = {
+    "zero": bytes(32),
+    "one": b"\x01" + bytes(31),
+    "order-8": bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    "p": bytes.fromhex("ed" + "ff" * 30 + "7f"),
+}
+
+_LOW_ORDER_MESSAGE = r"the age recipient is a low-order X25519 point \(insecure\)"
+_NOT_X25519 = "not an age X25519 recipient"
+_NON_CANONICAL = "the age recipient is not a canonical X25519 key"
+
+
+def _party(ctx: Ctx, table: str, change: object) -> str:
+    """The approval text with the recipient's (or auditor's) age key replaced."""
+    role = {"recipients": "recipient", "auditors": "auditor"}[table]
+    real = ctx.world.ids[role].age_recipient
+    text = _text(ctx)
+    assert text.count(f'age  = "{real}"') == 1
+    return text.replace(f'age  = "{real}"', f'age  = "{change(ctx, real)}"')  # type: ignore[operator]
+
+
+_WRONG_PARTIES: list[tuple[str, str, str, str, object]] = [
+    (
+        "recipient-low-order-zero",
+        "recipients",
+        "the all-zero X25519 point (as tests/vectors/approvals/err_age_small_order.toml)",
+        _LOW_ORDER_MESSAGE,
+        lambda ctx, real: bech32("age", LOW_ORDER["zero"]),
+    ),
+    (
+        "recipient-low-order-8",
+        "recipients",
+        "a Curve25519 point of order 8",
+        _LOW_ORDER_MESSAGE,
+        lambda ctx, real: bech32("age", LOW_ORDER["order-8"]),
+    ),
+    (
+        "recipient-non-canonical-zero",
+        "recipients",
+        "u = 2^255 - 19 (a non-canonical encoding of the zero point)",
+        _NON_CANONICAL,
+        lambda ctx, real: bech32("age", LOW_ORDER["p"]),
+    ),
+    (
+        "recipient-non-canonical-spelling",
+        "recipients",
+        "the recipient's own key with the ignored top bit set (one key, a second spelling)",
+        _NON_CANONICAL,
+        _high_bit,
+    ),
+    (
+        "auditor-low-order-4",
+        "auditors",
+        "the point u = 1 (order 4)",
+        _LOW_ORDER_MESSAGE,
+        lambda ctx, real: bech32("age", LOW_ORDER["one"]),
+    ),
+    (
+        "recipient-ssh-key",
+        "recipients",
+        "the recipient's ssh-ed25519 public key instead of an age key",
+        _NOT_X25519,
+        lambda ctx, real: ctx.world.ids["recipient"].signing_key.to_line(),
+    ),
+    (
+        "recipient-plugin-key",
+        "recipients",
+        "an age plugin recipient (`age1yubikey1…`, a P-256 key), well-formed Bech32",
+        _NOT_X25519,
+        lambda ctx, real: bech32("age1yubikey", b"\x02" + bytes(range(1, 33))),
+    ),
+    (
+        "recipient-bad-checksum",
+        "recipients",
+        "the recipient's key with its last character changed (Bech32 checksum wrong)",
+        r"the age recipient's Bech32 checksum is wrong",
+        lambda ctx, real: real[:-1] + ("q" if real[-1] != "q" else "p"),
+    ),
+    (
+        "recipient-upper-case",
+        "recipients",
+        "the recipient's key in upper case (valid Bech32, not age's canonical form)",
+        _NOT_X25519,
+        lambda ctx, real: real.upper(),
+    ),
+]
+
+
+def _register_party(slug: str, table: str, title: str, message: str, change: object) -> None:
+    where = {"recipients": r"\[\[recipients\]\] #1", "auditors": r"\[\[auditors\]\] #1"}[table]
+
+    @case(
+        "E",
+        slug,
+        3,
+        f"signed approval whose {table[:-1]} age key is {title}",
+        message=f'{where}: "age": {message}',
+    )
+    def run(ctx: Ctx) -> int:
+        return _export_text(ctx, _party(ctx, table, change))
+
+
+for _args5 in _WRONG_PARTIES:
+    _register_party(*_args5)
+
+
+@case(
+    "E",
+    "recipient-low-order-sign-cli",
+    3,
+    "the data owner runs `approval sign` on an approval naming a low-order recipient: "
+    "refused, no signature written",
+    via="cli",
+    message=r'\[\[recipients\]\] #1: "age": ' + _LOW_ORDER_MESSAGE,
+)
+def _sign_low_order(ctx: Ctx) -> int:
+    text = _party(ctx, "recipients", lambda c, real: bech32("age", LOW_ORDER["zero"]))
+    path = ctx.world.write_approval(text, sign=False)
+    code = ctx.cli(["approval", "sign", str(path), "--as", "owner"], role="owner")
+    assert not path.with_name(path.name + ".sig").exists()
+    return code
+
+
+@case(
+    "E",
+    "expired",
+    3,
+    "approval expired a month before the run",
+    message="approval APR-2026-0042 expired at 2026-05-01T00:00:00Z",
+)
 def _expired(ctx: Ctx) -> int:
     return ctx.export(ctx.approval_with(expires="2026-05-01T00:00:00Z"))
 
@@ -110,7 +298,7 @@ def _expired(ctx: Ctx) -> int:
     3,
     "expired approval through `securexport export` (real clock)",
     via="cli",
-    message="expired",
+    message="approval APR-2026-0042 expired at 2026-05-01T00:00:00Z",
 )
 def _expired_cli(ctx: Ctx) -> int:
     approval = ctx.approval_with(expires="2026-05-01T00:00:00Z")
@@ -129,12 +317,20 @@ def _expired_cli(ctx: Ctx) -> int:
     return ctx.cli(args, role="exporter")
 
 
-@case("E", "not-yet-valid", 3, "approval valid only from next month", message="not valid before")
+@case(
+    "E",
+    "not-yet-valid",
+    3,
+    "approval valid only from next month",
+    message="approval APR-2026-0042 is not valid before 2026-07-01T00:00:00Z",
+)
 def _early(ctx: Ctx) -> int:
     return ctx.export(ctx.approval_with(not_before="2026-07-01T00:00:00Z"))
 
 
-@case("E", "unsigned", 3, "approval without approval.toml.sig", message="not signed")
+@case(
+    "E", "unsigned", 3, "approval without approval.toml.sig", message="the approval is not signed"
+)
 def _unsigned(ctx: Ctx) -> int:
     return ctx.export(ctx.approval_with(sign=False))
 
@@ -144,7 +340,7 @@ def _unsigned(ctx: Ctx) -> int:
     "signed-by-untrusted-key",
     3,
     "approval signed by an outsider's key",
-    message="not a trusted approver",
+    message="the approval is signed by a key that is not a trusted approver",
 )
 def _untrusted(ctx: Ctx) -> int:
     path = ctx.approval_with(sign=False)
@@ -157,7 +353,7 @@ def _untrusted(ctx: Ctx) -> int:
     "signed-by-exporter",
     3,
     "approval signed by the exporter themself",
-    message="not a trusted approver",
+    message="the approval is signed by a key that is not a trusted approver",
 )
 def _self_signed(ctx: Ctx) -> int:
     path = ctx.approval_with(sign=False)
@@ -170,7 +366,7 @@ def _self_signed(ctx: Ctx) -> int:
     "edited-after-signing",
     3,
     "row_cap raised after the owner signed",
-    message="signature is invalid",
+    message="the approval signature is invalid",
 )
 def _edited(ctx: Ctx) -> int:
     path = ctx.approval_with()
@@ -183,7 +379,7 @@ def _edited(ctx: Ctx) -> int:
     "signature-wrong-namespace",
     3,
     "owner's signature made in the manifest namespace",
-    message="signature is invalid",
+    message="the approval signature is invalid",
 )
 def _namespace(ctx: Ctx) -> int:
     path = ctx.approval_with(sign=False)
@@ -198,7 +394,7 @@ def _namespace(ctx: Ctx) -> int:
     "signature-of-other-approval",
     3,
     "a valid signature of another approval placed beside it",
-    message="signature is invalid",
+    message="the approval signature is invalid",
 )
 def _other_sig(ctx: Ctx) -> int:
     other = ctx.approval_with(approval_id="APR-OTHER")
@@ -210,7 +406,11 @@ def _other_sig(ctx: Ctx) -> int:
 
 
 @case(
-    "E", "exporter-not-listed", 3, "approval names another exporter key", message="not an exporter"
+    "E",
+    "exporter-not-listed",
+    3,
+    "approval names another exporter key",
+    message="identity 'analyst' is not an exporter named in approval APR-2026-0042",
 )
 def _not_listed(ctx: Ctx) -> int:
     return ctx.export(
@@ -223,20 +423,32 @@ def _not_listed(ctx: Ctx) -> int:
     "wrong-dataset",
     3,
     "approval names a table that does not exist",
-    message="offenders_x|does not exist|no such|not found|dataset",
+    message="dataset 'offenders_x' does not exist in the source",
 )
 def _dataset(ctx: Ctx) -> int:
     return _export_text(ctx, _text(ctx).replace('dataset = "offenders"', 'dataset = "offenders_x"'))
 
 
-@case("E", "k-violation-abort", 3, "k = 500 with on_violation = abort", message=r"k|anonym")
+@case(
+    "E",
+    "k-violation-abort",
+    3,
+    "k = 500 with on_violation = abort",
+    message=r"k-anonymity: \d+ of \d+ classes have fewer than k=500 distinct entities .*"
+    r'and the approval says on_violation = "abort"',
+)
 def _k(ctx: Ctx) -> int:
     privacy = '[privacy]\nquasi_identifiers = ["birth_year", "district"]\nk = 500\non_violation = "abort"\n'
     return ctx.export(ctx.approval_with(privacy=privacy))
 
 
 @case(
-    "E", "suppression-beyond-limit", 3, "k = 50 with suppression capped at 1%", message="suppress"
+    "E",
+    "suppression-beyond-limit",
+    3,
+    "k = 50 with suppression capped at 1%",
+    message=r"k-anonymity: suppressing \d+ classes smaller than k=50 would drop \d+ of \d+ rows, "
+    r"a fraction of [0-9.]+, above max_suppressed_fraction = 0\.01",
 )
 def _suppress(ctx: Ctx) -> int:
     privacy = (
@@ -251,18 +463,30 @@ def _suppress(ctx: Ctx) -> int:
     "row-cap",
     3,
     "more rows match than row_cap = 10 (abort, never truncate)",
-    message="row_cap",
+    message="more than row_cap=10 rows match approval APR-2026-0042; nothing was exported",
 )
 def _row_cap(ctx: Ctx) -> int:
     return ctx.export(ctx.approval_with(row_cap=10))
 
 
-@case("E", "min-rows", 3, "fewer rows than min_rows", message="min_rows")
+@case(
+    "E",
+    "min-rows",
+    3,
+    "fewer rows than min_rows",
+    message=r"only \d+ rows would be written, below min_rows=1000000; nothing was exported",
+)
 def _min_rows(ctx: Ctx) -> int:
     return ctx.export(ctx.approval_with(min_rows=1_000_000, row_cap=2_000_000))
 
 
-@case("E", "runs-used-up", 3, "a second run of an approval with max_runs = 1", message="used all")
+@case(
+    "E",
+    "runs-used-up",
+    3,
+    "a second run of an approval with max_runs = 1",
+    message="approval APR-2026-0042 has used all 1 of its runs",
+)
 def _runs(ctx: Ctx) -> int:
     path = ctx.approval_with(max_runs=1)
     assert ctx.export(path) == 0
@@ -284,7 +508,7 @@ def _drift(ctx: Ctx, statements: list[str]) -> int:
     "schema-drift-column-dropped",
     3,
     "postcode dropped from the table after signing",
-    message="postcode",
+    message="schema drift: unknown column 'postcode'",
 )
 def _dropped(ctx: Ctx) -> int:
     return _drift(ctx, ["DROP VIEW offenders_v", "ALTER TABLE offenders DROP COLUMN postcode"])
@@ -295,7 +519,7 @@ def _dropped(ctx: Ctx) -> int:
     "schema-drift-column-renamed",
     3,
     "postcode renamed to post_code after signing",
-    message="postcode",
+    message="schema drift: unknown column 'postcode'",
 )
 def _renamed(ctx: Ctx) -> int:
     return _drift(ctx, ["ALTER TABLE offenders RENAME COLUMN postcode TO post_code"])
@@ -306,7 +530,7 @@ def _renamed(ctx: Ctx) -> int:
     "wrong-pseudonym-key-check",
     4,
     "key_check names a different pseudonym key",
-    message="key_check",
+    message="pseudonym key 'test-key' does not match the approval's key_check",
 )
 def _key_check(ctx: Ctx) -> int:
     text = _text(ctx).replace(ctx.world.key_check, "0123456789abcdef")
@@ -314,7 +538,11 @@ def _key_check(ctx: Ctx) -> int:
 
 
 @case(
-    "E", "oversized-approval", 7, "a 2 MiB approval (limit 1 MiB)", message="larger than the limit"
+    "E",
+    "oversized-approval",
+    7,
+    "a 2 MiB approval (limit 1 MiB)",
+    message=r"big\.toml is larger than the limit \(1048576 bytes\)",
 )
 def _big(ctx: Ctx) -> int:
     path = ctx.root / "big.toml"
@@ -326,3 +554,14 @@ def _big(ctx: Ctx) -> int:
 def test_case(case: Case, ctx: Ctx, record_property: RecordProperty) -> None:
     record_property("adversarial_case", case.id)
     run_case(case, ctx)
+
+
+def test_bech32_encoder_matches_the_vectors() -> None:
+    """The encoder above reproduces age keys of the approval vectors (tests/vectors/approvals)."""
+    from securexport.approval import _age_recipient_bytes
+
+    zero = "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z"
+    assert bech32("age", bytes(32)) == zero
+    auditor = "age1yf4cm26r4pcjspns8glyu4ylnlavr63dr50hxk3tazycszugrgcs6g474q"
+    assert bech32_data(auditor) == _age_recipient_bytes(auditor)
+    assert bech32("age", bech32_data(auditor)) == auditor

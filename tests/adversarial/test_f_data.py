@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from securexport._crypto import sshsig
-from tests.adversarial.harness import ADV_COLUMNS, Ctx, run_case, sha256_file
+from tests.adversarial.harness import ADV_COLUMNS, CANARY, Ctx, run_case, sha256_file
 from tests.adversarial.registry import Case, RecordProperty, case, params
 
 NAUGHTY_COLUMNS = """
@@ -100,17 +100,24 @@ _VALUES = [
 ]
 
 
+_NOTHING = "only 0 rows would be written, below min_rows=1; nothing was exported"
+
+
+def _filter(column: str, op: str, value: object) -> str:
+    """One [[source.filter]] table; JSON strings and arrays are valid TOML values."""
+    return f"[[source.filter]]\ncolumn = {json.dumps(column)}\nop = {json.dumps(op)}\nvalue = {json.dumps(value)}\n"
+
+
 def _register_value(slug: str, value: str) -> None:
     @case(
         "F",
         f"sql-value-{slug}",
         3,
         f"filter value `{value}` (bound, matches nothing → min_rows)",
-        message="min_rows",
+        message=_NOTHING,
     )
     def run(ctx: Ctx) -> int:
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        filters = f'[[source.filter]]\ncolumn = "force_code"\nop = "eq"\nvalue = "{escaped}"\n'
+        filters = _filter("force_code", "eq", value)
         return _unchanged(ctx, lambda c: c.export(c.approval_with(filters=filters)))
 
 
@@ -118,7 +125,70 @@ for _slug, _value in _VALUES:
     _register_value(_slug, _value)
 
 
-@case("F", "sql-value-nul", 3, "a filter value with a NUL character", message="U\\+0000|NUL")
+# Every other value-taking operator.  Each value, bound as a parameter, matches no row
+# (force_code holds upper-case letters, which sort after `'` and before `~`); spliced into the
+# SQL text, each would match every row, fail to parse or run a second statement.
+_OPS: list[tuple[str, object]] = [
+    ("lt", "'; DROP TABLE offenders; --"),
+    ("le", "' OR '1'='1"),
+    ("gt", "~' OR '1'='1"),
+    ("ge", "~'; DELETE FROM offenders; --"),
+    ("in", ["WMP' OR '1'='1", "'); DROP TABLE offenders; --"]),
+    ("between", ["' OR '1'='1", "'; UPDATE offenders SET prison = 'x'; --"]),
+]
+
+
+def _register_op(op: str, value: object) -> None:
+    @case(
+        "F",
+        f"sql-value-op-{op}",
+        3,
+        f"SQL in the value of a `{op}` filter: {json.dumps(value)} (bound, matches nothing)",
+        message=_NOTHING,
+    )
+    def run(ctx: Ctx) -> int:
+        filters = _filter("force_code", op, value)
+        return _unchanged(ctx, lambda c: c.export(c.approval_with(filters=filters)))
+
+
+for _op, _op_value in _OPS:
+    _register_op(_op, _op_value)
+
+
+@case(
+    "F",
+    "sql-value-op-ne",
+    3,
+    "SQL in the value of a `ne` filter beside `eq WMP`: bound, it excludes no WMP row "
+    "(the same count as `eq WMP` alone)",
+    message=r"only \d+ rows would be written, below min_rows=1000000; nothing was exported",
+)
+def _op_ne(ctx: Ctx) -> int:
+    wmp = _filter("force_code", "eq", "WMP")
+    injected = wmp + _filter("force_code", "ne", "WMP' OR '1'='1")
+
+    def counted(c: Ctx, filters: str) -> tuple[int, str]:
+        seen = len(c.messages)
+        code = c.export(c.approval_with(filters=filters, min_rows=1_000_000, row_cap=2_000_000))
+        return code, " | ".join(c.messages[seen:])
+
+    def go(c: Ctx) -> int:
+        base_code, base = counted(c, wmp)
+        code, got = counted(c, injected)
+        assert base_code == 3 and base.startswith("only "), base
+        assert got == base, f"the ne filter changed the count: {got!r} vs {base!r}"
+        return code
+
+    return _unchanged(ctx, go)
+
+
+@case(
+    "F",
+    "sql-value-nul",
+    3,
+    "a filter value with a NUL character",
+    message=r'"value": contains the control or bidi character U\+0000',
+)
 def _nul_filter(ctx: Ctx) -> int:
     filters = '[[source.filter]]\ncolumn = "force_code"\nop = "eq"\nvalue = "WMP\\u0000x"\n'
     return _unchanged(
@@ -129,27 +199,54 @@ def _nul_filter(ctx: Ctx) -> int:
     )
 
 
+_NOT_IDENTIFIER = r"is not a plain SQL identifier"
 _IDENTIFIERS = [
-    ("column-source", 'source    = "postcode"', 'source    = "postcode; DROP TABLE offenders"'),
-    ("column-quote", 'source    = "postcode"', 'source    = "postcode\\" FROM offenders; --"'),
-    ("filter-column", 'column = "force_code"', 'column = "force_code = force_code OR 1"'),
-    ("entity", 'entity  = "offender_id"', 'entity  = "offender_id)--"'),
+    (
+        "column-source",
+        'source    = "postcode"',
+        'source    = "postcode; DROP TABLE offenders"',
+        rf'"district": "source": "postcode; DROP TABLE offenders" {_NOT_IDENTIFIER}',
+    ),
+    (
+        "column-quote",
+        'source    = "postcode"',
+        'source    = "postcode\\" FROM offenders; --"',
+        rf'"district": "source": "postcode\\" FROM offenders; --" {_NOT_IDENTIFIER}',
+    ),
+    (
+        "filter-column",
+        'column = "force_code"',
+        'column = "force_code = force_code OR 1"',
+        rf'"column": "force_code = force_code OR 1" {_NOT_IDENTIFIER}',
+    ),
+    (
+        "entity",
+        'entity  = "offender_id"',
+        'entity  = "offender_id)--"',
+        rf'"entity": "offender_id\)--" {_NOT_IDENTIFIER}',
+    ),
     (
         "dataset-quoted",
         'dataset = "offenders"',
         'dataset = "\\"offenders\\"; DELETE FROM offenders"',
+        rf'"dataset": "\\"offenders\\"; DELETE FROM offenders" {_NOT_IDENTIFIER}',
     ),
-    ("column-name", 'name      = "district"', 'name      = "district,full_name"'),
+    (
+        "column-name",
+        'name      = "district"',
+        'name      = "district,full_name"',
+        r'"name": "district,full_name" is not an output name',
+    ),
 ]
 
 
-def _register_identifier(slug: str, old: str, new: str) -> None:
+def _register_identifier(slug: str, old: str, new: str, message: str) -> None:
     @case(
         "F",
         f"sql-identifier-{slug}",
         3,
         f"SQL in an identifier: `{new.split('=', 1)[1].strip()}`",
-        message="identifier|unknown|not",
+        message=message,
     )
     def run(ctx: Ctx) -> int:
         def go(c: Ctx) -> int:
@@ -286,16 +383,27 @@ def _huge(ctx: Ctx) -> int:
     "F",
     "non-utf8-text",
     6,
-    "a TEXT value that is not valid UTF-8 stops the export (no value echoed)",
-    message="row|column|decode|UTF-8|read",
+    "a TEXT value that is not valid UTF-8 (the whole canary, then 0xFF) stops the export; "
+    "the value is not echoed",
+    message="reading the source failed",
 )
 def _non_utf8(ctx: Ctx) -> int:
     with sqlite3.connect(ctx.world.db_path) as conn:
         conn.execute(
-            "UPDATE offenders SET prison = CAST(x'53584341' || x'ff' AS TEXT) "
-            "WHERE rowid = (SELECT min(rowid) FROM offenders WHERE force_code = 'WMP')"
+            "UPDATE offenders SET prison = CAST(CAST(? AS BLOB) || x'ff' AS TEXT) "
+            "WHERE rowid = (SELECT min(rowid) FROM offenders WHERE force_code = 'WMP')",
+            (CANARY,),
         )
     conn.close()
+    # The driver's own error quotes the undecodable value, canary included: so an echo of it
+    # anywhere would trip run_case's leak check.
+    with (
+        sqlite3.connect(ctx.world.db_path) as conn,
+        pytest.raises(sqlite3.OperationalError) as caught,
+    ):
+        conn.execute("SELECT prison FROM offenders WHERE force_code = 'WMP'").fetchall()
+    conn.close()
+    assert CANARY in str(caught.value), caught.value
     return ctx.export()
 
 

@@ -51,7 +51,7 @@ def _poison(ctx: Ctx, column: str) -> None:
     3,
     "an invalid postcode (the canary) under on_invalid = error, with `-v`",
     via="cli",
-    message=r"row \d+.*district|district.*row \d+",
+    message=r"row \d+: column 'district': postcode_trunc cannot use the value \(not a UK postcode\)",
 )
 def _postcode(ctx: Ctx) -> int:
     _poison(ctx, "postcode")
@@ -68,7 +68,7 @@ def _postcode(ctx: Ctx) -> int:
     3,
     "a date of birth that is not a date (the canary), with `-v`",
     via="cli",
-    message=r"row \d+",
+    message=r"row \d+: column 'birth_year': date_trunc cannot use the value \(not an ISO 8601 date\)",
 )
 def _date(ctx: Ctx) -> int:
     _poison(ctx, "date_of_birth")
@@ -81,7 +81,7 @@ def _date(ctx: Ctx) -> int:
     3,
     "a conviction count that is text (the canary), with `--json -v`",
     via="cli",
-    message=r"row \d+",
+    message=r"row \d+: column 'convictions': top_code cannot use the value \(not an integer\)",
 )
 def _count(ctx: Ctx) -> int:
     _poison(ctx, "conviction_count")
@@ -102,7 +102,7 @@ def _register_password(slug: str, url: str) -> None:
         2,
         f"a password inside --source ({slug}); never echoed",
         via="cli",
-        message="password",
+        message="a password inside --source is refused",
     )
     def run(ctx: Ctx) -> int:
         return ctx.cli(["approval", "plan", str(ctx.approval), "--source", url], role="exporter")
@@ -190,51 +190,69 @@ def _lone_class(table: list[list[str]]) -> list[list[str]]:
 
 
 _OVERSHARE: list[tuple[str, str, str, Callable[[list[list[str]]], list[list[str]]], int]] = [
-    ("extra-column", "an extra column (full names)", "header", _extra_column, 0),
+    (
+        "extra-column",
+        "an extra column (full names)",
+        "payload header is not exactly the approved column names",
+        _extra_column,
+        0,
+    ),
     (
         "raw-id-in-pseudonym",
         "a raw offender id in the pseudonym column",
-        r"row 1, column 'offender'",
+        r"payload row 1, column 'offender': value is not what transform pseudonym produces",
         _cell(0, CANARY + "123A"),
         0,
     ),
     (
         "full-date-in-year",
         "a full date of birth in the year column",
-        r"row 1, column 'birth_year'",
+        r"payload row 1, column 'birth_year': value is not what transform date_trunc produces",
         _cell(1, "1968-03-04"),
         0,
     ),
     (
         "district-finer-than-area",
         "a postcode sector where the approval allows the area",
-        r"row 1, column 'district'",
+        r"payload row 1, column 'district': value is not what transform postcode_trunc produces",
         _cell(2, "B15 3"),
         0,
     ),
     (
         "top-code-exceeded",
         "convictions 31 under top_code max 30",
-        r"row 1, column 'convictions'",
+        r"payload row 1, column 'convictions': value is not what transform top_code produces",
         _cell(3, "31"),
         0,
     ),
     (
         "more-rows-than-manifest",
         "one row more than the manifest states",
-        "more rows than the manifest",
+        "payload holds more rows than the manifest states or the approval allows",
         _extra_row,
         -1,
     ),
-    ("k-broken", "a row moved into a class of one (k = 3)", "k-anonymity", _lone_class, 0),
+    (
+        "k-broken",
+        "a row moved into a class of one (k = 3)",
+        "payload breaks k-anonymity: a class of size 1 is below k=3",
+        _lone_class,
+        0,
+    ),
     (
         "header-renamed",
         "a header naming the source column",
-        "header",
+        "payload header is not exactly the approved column names",
         lambda t: [["offender_id", *t[0][1:]], *t[1:]],
         0,
     ),
-    ("no-header", "the header row removed", "header|not what transform", lambda t: t[1:], 1),
+    (
+        "no-header",
+        "the header row removed",
+        "payload header is not exactly the approved column names",
+        lambda t: t[1:],
+        1,
+    ),
 ]
 
 
