@@ -9,7 +9,7 @@ from pathlib import Path
 
 out = Path(sys.argv[1])
 key_check = sys.argv[2]
-sx = ".venv/bin/securexport"
+sx = sys.argv[3] if len(sys.argv) > 3 else ".venv/bin/securexport"
 
 
 def show(home: str, name: str) -> dict[str, str]:
@@ -24,6 +24,7 @@ def show(home: str, name: str) -> dict[str, str]:
 
 analyst = show("exporter", "pa-analyst")
 force = show("wmp-iom", "wmp-iom")
+probation = show("nps-wm", "nps-wm")
 audit = show("wmp-audit", "wmp-audit")
 ledger_key = (out / "exporter-ledger.vkey").read_text().strip()
 witness_key = (out / "owner-witness.vkey").read_text().strip()
@@ -108,6 +109,10 @@ format = "csv"
 [[recipients]]
 name = "wmp-iom"
 age  = "{force["age_recipient"]}"
+
+[[recipients]]
+name = "nps-wm"
+age  = "{probation["age_recipient"]}"
 
 [[auditors]]
 name = "wmp-audit"
