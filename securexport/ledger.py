@@ -339,7 +339,7 @@ class _SqliteStore:
             self.conn.execute("PRAGMA foreign_keys = ON")
         except (OSError, sqlite3.Error) as exc:
             # A full disk shows up here as "disk I/O error" from the WAL switch.
-            raise FileError(f"cannot open the ledger {path}: {exc}") from exc
+            raise FileError(f"cannot open the ledger {path}: {_first_line(exc)}") from exc
 
     def close(self) -> None:
         self.conn.close()
@@ -565,7 +565,11 @@ def _pg_schema() -> list[str]:
 
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    first = lines[0] if lines else type(exc).__name__
+    # SQLite reports a full disk (or a file size limit) as one of these two.
+    if first in ("disk I/O error", "database or disk is full"):
+        return f"{first} (is the disk full or failing?)"
+    return first
 
 
 class _PgConn:

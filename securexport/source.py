@@ -74,9 +74,16 @@ _PG_SNAPSHOT_ID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{8}-[0-9]{1,10}")
 # Errors
 
 
+_UNDECODABLE = re.compile(r"Could not decode to UTF-8 column '([A-Za-z_][A-Za-z0-9_]{0,62})'")
+
+
 def _describe_driver_error(exc: BaseException) -> str:
     """The kind of a driver failure, without the driver's text (which may quote values)."""
     inner = getattr(exc, "orig", None) or exc
+    # sqlite3's decode failure quotes the bad text: keep only the column, an identifier.
+    undecodable = _UNDECODABLE.match(str(inner))
+    if undecodable:
+        return f"column {undecodable.group(1)!r} holds text that is not valid UTF-8"
     name = getattr(inner, "sqlite_errorname", None)
     if name:
         return str(name)

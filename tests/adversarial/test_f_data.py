@@ -384,8 +384,8 @@ def _huge(ctx: Ctx) -> int:
     "non-utf8-text",
     6,
     "a TEXT value that is not valid UTF-8 (the whole canary, then 0xFF) stops the export; "
-    "the value is not echoed",
-    message="reading the source failed",
+    "the column is named, the value is not echoed",
+    message=r"reading the source failed: column 'prison' holds text that is not valid UTF-8",
 )
 def _non_utf8(ctx: Ctx) -> int:
     with sqlite3.connect(ctx.world.db_path) as conn:

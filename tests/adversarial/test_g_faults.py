@@ -200,7 +200,7 @@ def _full_export(ctx: Ctx) -> int:
     "export under RLIMIT_FSIZE = 8 KiB, failing as the ledger opens",
     via="subprocess",
     # sqlite reports the file size limit as a generic I/O error
-    message=r"cannot open the ledger \S+/ledger\.db: (disk I/O error|no space left on the device)",
+    message=r"cannot open the ledger \S+/ledger\.db: disk I/O error \(is the disk full or failing\?\)",
 )
 def _full_ledger(ctx: Ctx) -> int:
     ctx.bundle  # noqa: B018
