@@ -135,4 +135,3 @@ def test_a_lost_run_race_is_re_signed_not_refused(world: World, monkeypatch: Any
     api.verify(result.bundle, world.recipient)  # its signature and receipt hold
     assert [e["run"] for e in api.ledger_entries(world.exporter)] == [1, 2]
     assert api.ledger_verify(world.exporter)["entries_checked"] == 2
-
