@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Ledger benchmark: append latency at N entries, and a full ``verify_all`` of N entries.
+"""Ledger benchmark: append latency at N entries, ``verify_all`` and a full ``ledger verify``.
 
     python scripts/bench_ledger.py [--entries 100000] [--measure 1000] [--url URL | --postgres]
+                                   [--full-verify-entries 100000]
 
 Builds a ledger of N entries through the real ``Ledger.append_export`` (one transaction, one
 signed checkpoint per entry; manifests are dummy bytes of a real manifest's size, signed with a
@@ -9,7 +10,20 @@ real Ed25519 ledger key).  Durability is relaxed while building (SQLite ``synchr
 PostgreSQL ``synchronous_commit = off``) only to build quickly; the last ``--measure`` appends
 run with the production settings and are timed one by one.  Then ``verify_all`` recomputes the
 whole tree and checks every checkpoint signature (without the per-entry manifest checks, which
-need real signed manifests; ``ledger verify`` adds about one SSHSIG check per entry).
+need real signed manifests).
+
+Then the full ``securexport ledger verify`` (``register.ledger_verify``: the tree, every
+checkpoint, and per entry the manifest's SSHSIG signature, the index columns against the signed
+manifest, the stored approval's signature against the trust store, ``policy.check_manifest``)
+over ``--full-verify-entries`` entries (0 skips it).  Those need real signed manifests, so this
+part builds a test world (tests/support/world.py: keys at a low scrypt cost, a 3,000-person
+synthetic database), makes one real export, then appends N-1 copies of its manifest through
+``Ledger.append_export`` into the exporter's SQLite ``ledger.db``, each with a fresh export id,
+the next run number and its own ``created_at`` (inside the approval's window), re-canonicalised
+and re-signed with the exporter's key, with the approval, its signature, the writer record and a
+"written" bundle outcome attached, as a real export leaves them.  Building relaxes durability as
+above; the timed verify opens the ledger afresh with the normal settings.  This part always uses
+SQLite (the home's ``ledger.db``), whatever ``--url``/``--postgres`` say.
 
 Default: a temporary SQLite file.  ``--postgres`` starts a throwaway server (tests/support/pg.py,
 as the tests do); ``--url`` uses a server you name (an empty database; no password in the URL).
@@ -20,12 +34,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +100,120 @@ def ledger_target(args: argparse.Namespace) -> Iterator[tuple[Path | str, str]]:
             yield Path(tmp) / "ledger.db", "SQLite (WAL, synchronous FULL)"
 
 
+def full_verify(entries: int) -> tuple[list[list[str]], str]:
+    """Build a real ledger of ``entries`` exports and time ``register.ledger_verify`` on it."""
+    from securexport import register
+    from securexport._crypto import sshsig
+    from securexport.bundle import APPROVAL, APPROVAL_SIG
+    from securexport.keys import KeyStore
+    from securexport.ledger import BUNDLE_OUTCOME, WRITER, writer_record
+    from securexport.manifest import canonical_bytes
+    from securexport.synthetic import make_offenders_db
+    from tests.support.world import FIXED_NOW, TEST_LOG_N, build_world
+
+    # The test world's cheap key files (as the test suite makes them); only this process.
+    os.environ.setdefault("SECUREXPORT_TEST_SCRYPT_LOG_N", str(TEST_LOG_N))
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-full-") as tmp:
+        root = Path(tmp)
+        print("bench_ledger: full verify: test world and one real export…", file=sys.stderr)
+        template = root / "template" / "offenders.db"
+        template.parent.mkdir()
+        make_offenders_db(template, people=3000, seed=7)
+        passphrase = root / "passphrase.txt"
+        passphrase.write_bytes(b"correct horse battery staple\n")
+        passphrase.chmod(0o600)
+        world_root = root / "world"
+        world_root.mkdir()
+        world = build_world(world_root, template, passphrase)
+        world.export(world.write_approval(max_runs=None))
+        keys = KeyStore(world.exporter, scrypt_log_n=TEST_LOG_N)
+        ledger_key = keys.ledger_signing_key()
+        signing_key = keys.signing_key("analyst")
+
+        build = entries - 1
+        with Ledger.open(world.exporter.home.ledger_path) as led:
+            first = led.entry(0)
+            approval_raw = led.attachment(first.export_id, APPROVAL)
+            approval_sig = led.attachment(first.export_id, APPROVAL_SIG)
+            assert approval_raw is not None and approval_sig is not None
+            assert datetime.strptime(first.created_at, "%Y-%m-%dT%H:%M:%SZ") == FIXED_NOW.replace(
+                tzinfo=None
+            ), first.created_at
+            manifest = json.loads(first.leaf)
+            attachments = {APPROVAL: approval_raw, APPROVAL_SIG: approval_sig}
+            print(
+                f"bench_ledger: full verify: building {build:,} more signed entries…",
+                file=sys.stderr,
+                flush=True,
+            )
+            set_durability(led, relaxed=True)
+            started = time.perf_counter()
+            for n in range(1, entries):
+                # One export every 30 s from the real one: 100k entries span ~35 days, well
+                # inside the approval's window (2026-01-01 .. 2027-01-31).
+                now = FIXED_NOW + timedelta(seconds=30 * n)
+                created_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+                export_id = str(uuid.uuid4())  # as a real export names itself
+                manifest["export_id"] = export_id
+                manifest["created_at"] = created_at
+                manifest["run_date"] = now.date().isoformat()
+                manifest["approval"]["run"] = n + 1
+                body = canonical_bytes(manifest)
+                outcome = json.dumps({"status": "written", "at": created_at}, sort_keys=True)
+                led.append_export(
+                    body,
+                    sshsig.sign(signing_key, body, sshsig.NAMESPACE_MANIFEST),
+                    export_id=export_id,
+                    approval_id=first.approval_id,
+                    approval_sha256=first.approval_sha256,
+                    run=n + 1,
+                    max_runs=None,
+                    signer=ledger_key,
+                    now=now,
+                    attachments={
+                        **attachments,
+                        WRITER: writer_record(),
+                        BUNDLE_OUTCOME: outcome.encode(),
+                    },
+                )
+            build_wall = time.perf_counter() - started
+            set_durability(led, relaxed=False)
+            leaf_bytes = len(first.leaf)
+
+        print(f"bench_ledger: full ledger verify of {entries:,}…", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        result = register.ledger_verify(world.exporter)
+        verify_wall = time.perf_counter() - started
+        assert result["ok"] and result["size"] == entries, result
+        assert result["entries_checked"] == entries, result
+        assert not result["missing_bundles"], result["missing_bundles"][:3]
+
+    label = f"@{entries // 1000}k" if entries % 1000 == 0 else f"@{entries}"
+    rows = [
+        [
+            f"full-verify ledger build (real signed manifests, relaxed fsync) to {label}",
+            f"{build:,}",
+            f"{build_wall / max(build, 1) * 1000:.2f}",
+            "",
+            f"{build_wall:.1f}",
+        ],
+        [
+            f"`ledger verify` {label} (full: tree, checkpoints, each manifest signature and "
+            "approval)",
+            f"{entries:,}",
+            f"{verify_wall / entries * 1000:.3f}",
+            "",
+            f"{verify_wall:.1f}",
+        ],
+    ]
+    note = (
+        f"full `ledger verify`: SQLite ledger.db of a test world's exporter (tests/support/world.py);"
+        f" one real export, then {build:,} copies of its {leaf_bytes}-byte manifest, each re-signed"
+        ", with the signed approval attached"
+    )
+    return rows, note
+
+
 def print_table(rows: list[list[str]]) -> None:
     head = ["ledger step", "entries", "mean ms", "p99 ms", "wall s"]
     cells = [head, *rows]
@@ -98,12 +229,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=100_000, help="ledger size (100000)")
     parser.add_argument("--measure", type=int, default=1000, help="timed appends at the end")
+    parser.add_argument(
+        "--full-verify-entries",
+        type=int,
+        default=100_000,
+        help="entries for the full `ledger verify` (real signed manifests; 100000; 0 skips it)",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--url", help="postgresql+psycopg://USER@HOST/DB (an empty database)")
     where.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL")
     args = parser.parse_args()
     if not 0 < args.measure <= args.entries:
         parser.error("--measure must be between 1 and --entries")
+    if args.full_verify_entries < 0:
+        parser.error("--full-verify-entries must be 0 (skip) or more")
 
     signer = Ed25519PrivateKey.generate()
     runs: dict[int, int] = {}
@@ -132,9 +271,14 @@ def main() -> int:
         verify_wall = time.perf_counter() - started
         assert report.size == args.entries, report
 
+    full_rows, full_note = (
+        full_verify(args.full_verify_entries) if args.full_verify_entries else ([], "")
+    )
     ms = sorted(x * 1000 for x in latencies)
     p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
     print(f"ledger: {kind}; manifests of {MANIFEST_BYTES} bytes; one signed checkpoint per entry")
+    if full_note:
+        print(full_note)
     print()
     print_table(
         [
@@ -159,6 +303,7 @@ def main() -> int:
                 "",
                 f"{verify_wall:.1f}",
             ],
+            *full_rows,
         ]
     )
     return 0

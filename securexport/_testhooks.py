@@ -1,4 +1,4 @@
-"""Test-only fault injection: die with SIGKILL at a named stage of an export.
+"""Test-only hooks: die with SIGKILL at a named stage of an export; a cheaper key-file KDF.
 
 ``SECUREXPORT_TEST_CRASH_AT=<stage>`` makes :func:`crash_point` kill the process, with no
 cleanup, no ``finally`` and no rollback, exactly as ``kill -9`` or a power cut would.  It is
@@ -36,3 +36,16 @@ def crash_point(stage: str) -> None:
     """SIGKILL this process if ``$SECUREXPORT_TEST_CRASH_AT`` names ``stage`` (tests only)."""
     if os.environ.get(CRASH_VAR) == stage:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+SCRYPT_VAR = "SECUREXPORT_TEST_SCRYPT_LOG_N"
+
+
+def scrypt_log_n(default: int) -> int:
+    """The scrypt work factor for new key files: ``default`` (2^18, fixed and documented),
+    unless the test suite lowers it with ``$SECUREXPORT_TEST_SCRYPT_LOG_N`` (10 … 18) to run
+    thousands of key operations quickly.  Not a setting: nothing documents it to users."""
+    raw = os.environ.get(SCRYPT_VAR)
+    if raw is not None and raw.isascii() and raw.isdigit() and 10 <= int(raw) <= default:
+        return int(raw)
+    return default

@@ -22,6 +22,7 @@ from securexport import __version__, policy, transforms
 from securexport._crypto import agefile, sshsig
 from securexport._crypto.sshkey import InvalidKeyError
 from securexport._testhooks import crash_point
+from securexport._testhooks import scrypt_log_n as test_scrypt_log_n
 from securexport.approval import Approval, RelativeDate, approval_template, parse_approval
 from securexport.environment import Environment
 from securexport.errors import (
@@ -109,23 +110,27 @@ def _approver_lookup(store: TrustStore) -> Callable[[Any], str | None]:
 
 
 def _keystore(env: Environment) -> KeyStore:
-    return KeyStore(env, scrypt_log_n=_config_int(env, "scrypt_log_n", 18))
+    """The key store; new key files always cost scrypt 2^18 (DESIGN.md §9, docs/formats.md)."""
+    _refuse_kdf_setting(env)
+    return KeyStore(env, scrypt_log_n=test_scrypt_log_n(DEFAULT_LIMITS.max_scrypt_log_n))
 
 
-def _config_int(env: Environment, key: str, default: int) -> int:
-    """``[keys] scrypt_log_n`` from config.toml (documented; tests lower it for speed)."""
+def _refuse_kdf_setting(env: Environment) -> None:
+    """An old config.toml may still try to lower the key-file cost: say so, don't ignore it."""
     import tomllib
 
     try:
         data = tomllib.loads(env.home.config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return default
+        return
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise FileError(f"cannot read {env.home.config_path}: {exc}") from exc
-    value = data.get("keys", {}).get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise UsageError(f"{env.home.config_path}: keys.{key} must be an integer")
-    return value
+    if "scrypt_log_n" in data.get("keys", {}):
+        raise UsageError(
+            f"{env.home.config_path}: [keys] scrypt_log_n is not a setting: key files always "
+            "use scrypt with work factor 2^18",
+            hint="remove the line",
+        )
 
 
 # ---------------------------------------------------------------------------------------------

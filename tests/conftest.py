@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from securexport._testhooks import SCRYPT_VAR
 from securexport.environment import Environment, Home
 from tests.support.pg import postgres_server  # noqa: F401  (session fixture)
 
 # Fast key-file KDF for tests only; production files use the fixed, documented log_n = 18.
 TEST_SCRYPT_LOG_N = 10
+# Key files the product itself creates during tests (keys new, the ledger key): the same cost,
+# through a test-only hook inherited by every CLI subprocess (securexport._testhooks).
+os.environ.setdefault(SCRYPT_VAR, str(TEST_SCRYPT_LOG_N))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from securexport._testhooks import SCRYPT_VAR
 from securexport.cli import cli
 from securexport.keys import KeyStore
 from tests.support.world import TEST_LOG_N, World
@@ -67,10 +68,12 @@ def test_usage_error_exit_2() -> None:
     _assert_one_line_error(result, 2)
 
 
-def test_keys_json_shape_and_missing_key(tmp_path: Path, passphrase_file: Path) -> None:
+def test_keys_json_shape_and_missing_key(
+    tmp_path: Path, passphrase_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    (home / "config.toml").write_text(f"[keys]\nscrypt_log_n = {TEST_LOG_N}\n")
+    monkeypatch.setenv(SCRYPT_VAR, str(TEST_LOG_N))
     created = run(None, home, "--json", "keys", "new", "alice", passphrase=passphrase_file)
     assert created.exit_code == 0, created.stderr
     shown = run(None, home, "--json", "keys", "show", "alice", passphrase=passphrase_file)

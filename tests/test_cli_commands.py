@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from securexport import api
+from securexport._testhooks import SCRYPT_VAR
 from securexport.cli import cli
 from securexport.environment import Environment, Home
 from securexport.keys import KeyStore
@@ -94,11 +95,12 @@ def key_check_of(key: bytes) -> str:
 
 
 @pytest.fixture
-def cli_home(tmp_path: Path) -> Path:
-    """A fresh home whose key files use the tests' low scrypt cost."""
+def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh home; new key files use the tests' low scrypt cost (a test-only hook)."""
     home = tmp_path / "cli-home"
     home.mkdir(mode=0o700)
-    (home / "config.toml").write_text(f"[keys]\nscrypt_log_n = {TEST_LOG_N}\n")
+    monkeypatch.setenv(SCRYPT_VAR, str(TEST_LOG_N))
+    (home / "config.toml").write_text("# nothing to set\n")
     return home
 
 

@@ -540,3 +540,29 @@ def test_background_unlock_reraises_a_wrong_passphrase(env: Environment, tmp_pat
     other = _store(_env(env.home, passphrase_file=wrong))
     with pytest.raises(KeyUnavailableError):
         other.unlock_in_background(lambda: other.signing_key("alice")).result()
+
+
+def test_key_files_made_by_the_product_cost_scrypt_2_to_18(
+    env: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented, fixed cost: what `keys new` writes (through api), without the test hook."""
+    from securexport import api
+    from securexport._testhooks import SCRYPT_VAR
+
+    monkeypatch.delenv(SCRYPT_VAR, raising=False)
+    file_env = Environment(
+        home=env.home, passphrase_file=env.passphrase_file, keystore="file", stderr=io.StringIO()
+    )
+    api._keystore(file_env).create_identity("alice")
+    for path in (env.home.path / "keys").glob("alice.*.age"):
+        assert agefile.scrypt_log_n(path.read_bytes()) == 18, path
+    assert len(list((env.home.path / "keys").glob("alice.*.age"))) == 2
+
+
+def test_config_cannot_lower_the_key_file_cost(env: Environment) -> None:
+    env.home.config_path.write_text("[keys]\nscrypt_log_n = 10\n")
+    with pytest.raises(UsageError, match=r"\[keys\] scrypt_log_n is not a setting") as info:
+        from securexport import api
+
+        api._keystore(env)
+    assert info.value.exit_code == 2

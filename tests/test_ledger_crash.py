@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from securexport import api
-from securexport._testhooks import CRASH_VAR, STAGES
+from securexport._testhooks import CRASH_VAR, SCRYPT_VAR, STAGES
 from securexport.errors import SecurexportError
 
 BEFORE_COMMIT = ("after-count", "after-payload", "after-manifest-sign", "ledger-before-commit")
@@ -42,7 +42,9 @@ def cli(
     world: Any, *args: str, crash: str | None = None, ledger_url: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``securexport ARGS`` as the exporter, in a fresh process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREXPORT_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("SECUREXPORT_") or k == SCRYPT_VAR
+    }
     env["SECUREXPORT_KEYSTORE"] = "file"
     env["SECUREXPORT_PASSPHRASE_FILE"] = str(world.exporter.passphrase_file)
     if crash is not None:

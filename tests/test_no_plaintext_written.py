@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from securexport._testhooks import SCRYPT_VAR
 from tests.support.world import World
 
 WRITE_CALLS = "write,pwrite64,writev,pwritev,pwritev2,sendfile,sendmsg,sendto,copy_file_range"
@@ -78,7 +79,9 @@ def _writes(trace: Path) -> tuple[dict[str, bytearray], list[bytes], list[str]]:
 
 def _cli(world: World, env_role: str) -> tuple[list[str], dict[str, str]]:
     home = getattr(world, env_role).home.path
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREXPORT_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("SECUREXPORT_") or k == SCRYPT_VAR
+    }
     env["SECUREXPORT_KEYSTORE"] = "file"
     env["SECUREXPORT_PASSPHRASE_FILE"] = str(getattr(world, env_role).passphrase_file)
     return [sys.executable, "-m", "securexport", "--home", str(home)], env

@@ -32,6 +32,7 @@ from click.testing import CliRunner
 
 from securexport import api
 from securexport._crypto import agefile, sshsig
+from securexport._testhooks import SCRYPT_VAR
 from securexport.bundle import (
     FIXED_DATE_TIME,
     KEY_FILE,
@@ -401,7 +402,9 @@ def env_without_terminal(env: Environment, **changes: Any) -> Environment:
 
 
 def subprocess_env(ctx: Ctx, role: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREXPORT_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("SECUREXPORT_") or k == SCRYPT_VAR
+    }
     env.update(ctx.cli_env(role, **extra))
     env["PYTHONPATH"] = str(REPO)
     return env

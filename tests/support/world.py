@@ -2,7 +2,8 @@
 
 Roles each get their own home (as on separate machines): the data owner (approver), the
 exporter, two recipients (a recipient and an auditor) and an outsider.  Key files use a low
-scrypt cost via each home's config.toml, so tests stay fast; production uses log_n = 18.
+scrypt cost (tests/conftest.py sets the test-only $SECUREXPORT_TEST_SCRYPT_LOG_N), so tests stay
+fast; production key files always use log_n = 18.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ def make_env(
     root: Path, role: str, passphrase_file: Path, now: datetime = FIXED_NOW
 ) -> Environment:
     home = Home(root / "homes" / role).ensure()
-    (home.path / "config.toml").write_text(f"[keys]\nscrypt_log_n = {TEST_LOG_N}\n")
     return Environment(
         home=home,
         now=lambda: now,
