@@ -403,7 +403,22 @@ def _progress(env: Environment, total: int, desc: str) -> Iterator[Any]:
         return
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="rows", file=env.stderr, leave=False)
+    # A terminal that reports no size (a pty nobody sized: CI, `script`) would get no bar at
+    # all: tqdm draws nothing in 0 columns, and hides bars below a screen of 0 lines.
+    try:
+        size = os.get_terminal_size(env.stderr.fileno())
+        width, height = size.columns, size.lines
+    except (OSError, ValueError):
+        width = height = 0
+    bar = tqdm(
+        total=total,
+        desc=desc,
+        unit="rows",
+        file=env.stderr,
+        leave=False,
+        ncols=None if width else 80,
+        nrows=None if height else 24,
+    )
     try:
         yield bar
     finally:

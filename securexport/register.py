@@ -167,6 +167,27 @@ def _entry_checker(ledger: Any, env: Environment) -> Any:
     return check
 
 
+def _check_pinned_key(origin: str, pinned: str, env: Environment) -> str:
+    """Hold the key the ledger recorded to a key trusted from outside it, when there is one:
+    a ledger rewritten wholesale and re-signed under a new key then fails (exit 5)."""
+    from securexport.trust import TrustStore, parse_verifier_key
+
+    trusted = [
+        t.key_text
+        for t in TrustStore(env.home).ledger_keys()
+        if parse_verifier_key(t.key_text)[0] == origin
+    ]
+    if not trusted:
+        return "pinned"
+    if pinned not in trusted:
+        raise VerificationError(
+            f"the ledger's checkpoint key is not the key trusted for {origin}",
+            hint="the ledger was re-keyed or replaced; compare `securexport ledger key` with "
+            "the key the data owner trusts",
+        )
+    return "trusted"
+
+
 def ledger_verify(env: Environment) -> dict[str, Any]:
     """Recompute the tree, check every checkpoint and every entry; exit 5 at the first bad one."""
     with _open_ledger(env) as ledger:
@@ -179,10 +200,14 @@ def ledger_verify(env: Environment) -> dict[str, Any]:
                 "checkpoints_checked": 0,
                 "missing_bundles": [],
             }
+        key_source = _check_pinned_key(ledger.origin, key, env)
         report = ledger.verify_all(key, check_entry=_entry_checker(ledger, env))
         missing = [b for b in ledger.bundle_states() if b.state == "missing"]
         return {
             "ok": True,
+            # "trusted": the checkpoint key is one this installation trusts for the origin;
+            # "pinned": only the key the ledger itself recorded (self-consistency, no more).
+            "checkpoint_key": key_source,
             "origin": report.origin,
             "size": report.size,
             "root_hash": report.root_hash.hex(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -272,3 +273,25 @@ def test_start_up_imports_only_what_the_command_needs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split("\n")
     assert got[:2] == ["[]", "ok"]
+
+
+def test_progress_bars_on_a_terminal(
+    world: World, passphrase_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, export shows tqdm bars for reading and writing (cleared at the end, so
+    they appear only in the terminal transcript); without one there is none (above)."""
+    from tests.support.agetool import run_with_tty
+
+    monkeypatch.setenv("SECUREXPORT_PASSPHRASE_FILE", str(passphrase_file))
+    monkeypatch.setenv("SECUREXPORT_KEYSTORE", "file")
+    monkeypatch.setenv("COLUMNS", "100")
+    out = world.root / "tty.sxb"
+    argv = [sys.executable, "-m", "securexport", "--home", str(world.exporter.home.path)]
+    argv += ["export", str(world.write_approval()), "--source", world.source_url]
+    code, transcript = run_with_tty([*argv, "--as", "analyst", "-o", str(out)], b"", timeout=120)
+    text = transcript.decode("utf-8", "replace")
+    assert code == 0, text
+    assert out.exists()
+    for desc in ("reading", "writing"):
+        assert re.search(desc + r": +\d+%.*rows", text), text
+    assert "wrote " in text

@@ -127,7 +127,7 @@ def test_ledger_target_precedence(world) -> None:  # type: ignore[no-untyped-def
     env = world.exporter
     assert ledger_target(env) is None
     config = env.home.config_path
-    config.write_text(config.read_text() + '\n[ledger]\nurl = "postgresql+psycopg://a@h/db"\n')
+    config.write_text('\n[ledger]\nurl = "postgresql+psycopg://a@h/db"\n')
     assert ledger_target(env) == "postgresql+psycopg://a@h/db"
     env.ledger_url = "postgresql+psycopg://b@h/db"
     assert ledger_target(env) == "postgresql+psycopg://b@h/db"
@@ -333,7 +333,7 @@ def test_concurrent_open_of_a_new_ledger(pg_url: str) -> None:
 def test_export_logs_to_the_team_ledger(world, pg_url: str) -> None:  # type: ignore[no-untyped-def]
     for env in (world.exporter, world.owner):
         config = env.home.config_path
-        config.write_text(config.read_text() + f'\n[ledger]\nurl = "{pg_url}"\n')
+        config.write_text(f'\n[ledger]\nurl = "{pg_url}"\n')
     # The team ledger has an origin of its own: the approval names its verifier key.
     world.ledger_vkey = api.ledger_verifier_key(world.exporter)
     result = world.export()

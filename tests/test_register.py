@@ -428,3 +428,26 @@ def test_other_index_columns_disagreeing_with_the_manifest_are_reported(
     with _raw_ledger(world) as conn:
         conn.execute(sql)
     _assert_verify_fails_at(world, 1, "")
+
+
+def test_verify_holds_the_ledger_key_to_a_trusted_copy(world: World) -> None:
+    """Without a trusted key for its origin, verify can only check the ledger against the key it
+    records itself ("pinned"); with one, a ledger re-keyed wholesale fails (exit 5)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from securexport.ledger import ledger_verifier_key
+
+    world.export()
+    assert api.ledger_verify(world.exporter)["checkpoint_key"] == "pinned"
+    pinned = api.ledger_verifier_key(world.exporter)
+    origin = pinned.split("+", 1)[0]
+
+    impostor = ledger_verifier_key(origin, Ed25519PrivateKey.generate())
+    TrustStore(world.exporter.home).add("their-log", impostor, "ledger")
+    with pytest.raises(VerificationError, match="not the key trusted for " + origin) as info:
+        api.ledger_verify(world.exporter)
+    assert info.value.exit_code == 5
+
+    TrustStore(world.exporter.home).remove("their-log")
+    TrustStore(world.exporter.home).add("our-log", pinned, "ledger")
+    assert api.ledger_verify(world.exporter)["checkpoint_key"] == "trusted"

@@ -108,6 +108,11 @@ def ledger_verify(ctx: Context) -> None:
             f"ledger OK: {report['entries_checked']} entries, {report['checkpoints_checked']} checkpoints"
             + (f", root {report['root_hash'][:16]}…" if report.get("root_hash") else "")
         )
+        if report.get("checkpoint_key") == "pinned":
+            click.echo(
+                "note: checkpoints were checked against the key the ledger records; trust the "
+                "ledger's key (`trust add NAME KEY --role ledger`) to hold it to an outside copy"
+            )
         for m in report.get("missing_bundles", []):
             click.echo(
                 f"note: entry {m['index']} (run {m['run']}, export {m['export_id']}) has no "
