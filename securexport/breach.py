@@ -25,13 +25,14 @@ import hmac
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from securexport._crypto import agefile, sshsig
 from securexport._crypto.sshkey import SshPublicKey
 from securexport.environment import Environment
-from securexport.errors import FileError, UsageError, VerificationError
+from securexport.errors import FileError, SecurexportError, UsageError, VerificationError
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.manifest import Manifest, parse_manifest
 
@@ -222,9 +223,17 @@ def breach_report(
     log: str | None = None,
     as_name: str | None = None,
     candidates: Path | None = None,
+    recipient: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> BreachReport:
-    """Answer a breach: from the owner's witness mirror of ``log``, or this home's ledger."""
+    """Answer a breach: from the owner's witness mirror of ``log``, or this home's ledger.
+
+    The leaked exports are named (``export_ids``, ``bundles``), or selected: every logged export
+    to ``recipient`` (a name or an ``age1…`` key: a lost laptop), made between ``since`` and
+    ``until`` (inclusive).  Each selected entry's signature is checked as a named one is.
+    """
     from securexport.api import _keystore
     from securexport.bundle import MANIFEST, open_bundle
 
@@ -233,8 +242,17 @@ def breach_report(
         with open_bundle(path, limits) as bundle:
             raw = bundle.member(MANIFEST)
         wanted.append(parse_manifest(raw, max_bytes=limits.max_manifest_bytes).export_id)
+    if (since is not None or until is not None) and recipient is None:
+        raise UsageError("--since and --until narrow a --recipient search", hint="add --recipient")
+    if recipient is not None:
+        wanted += _exports_to(env, log, recipient, since, until, limits)
+        if not wanted:
+            raise VerificationError(f"no logged export was sent to {recipient} in that period")
     if not wanted:
-        raise UsageError("name the leaked exports", hint="--bundle FILE or --export-id ID")
+        raise UsageError(
+            "name the leaked exports",
+            hint="--bundle FILE, --export-id ID, or --recipient NAME (all exports to them)",
+        )
     if candidates is not None and as_name is None:
         raise UsageError("naming people needs the owner's key", hint="add --as NAME")
 
@@ -286,9 +304,46 @@ def breach_report(
     )
 
 
-def _from_mirror(
-    env: Environment, log: str, wanted: Sequence[str]
-) -> list[tuple[bytes, bytes, bytes | None]]:
+def _exports_to(
+    env: Environment,
+    log: str | None,
+    recipient: str,
+    since: datetime | None,
+    until: datetime | None,
+    limits: Limits,
+) -> list[str]:
+    """Export ids of every logged export naming ``recipient`` (recipient or auditor)."""
+    leaves: list[tuple[str, bytes]] = []
+    if log is not None:
+        mirror = _open_mirror(env, log)
+        try:
+            for export_id in mirror.export_ids():
+                found = mirror.entry(export_id)
+                if found is not None:
+                    leaves.append((export_id, found[1]))
+        finally:
+            mirror.close()
+    else:
+        from securexport.register import _open_ledger
+
+        with _open_ledger(env) as ledger:
+            leaves = [(e.export_id, e.leaf) for e in ledger.entries()]
+    selected = []
+    for export_id, leaf in leaves:
+        try:
+            manifest = parse_manifest(leaf, max_bytes=limits.max_manifest_bytes)
+        except SecurexportError:
+            continue  # not a readable manifest: `ledger verify` reports it
+        parties = (*manifest.recipients, *manifest.auditors)
+        if not any(recipient in (name, age) for name, age in parties):
+            continue
+        created = datetime.fromisoformat(manifest.created_at.replace("Z", "+00:00"))
+        if (since is None or created >= since) and (until is None or created <= until):
+            selected.append(export_id)
+    return selected
+
+
+def _open_mirror(env: Environment, log: str) -> Any:
     from securexport.api import _trust
     from securexport.trust import parse_verifier_key
     from securexport.witness import Mirror, mirror_path
@@ -300,7 +355,13 @@ def _from_mirror(
     path = mirror_path(env, origin)
     if not path.exists():
         raise UsageError(f"this witness has no mirror of {log}", hint="securexport ledger witness")
-    mirror = Mirror(path)
+    return Mirror(path)
+
+
+def _from_mirror(
+    env: Environment, log: str, wanted: Sequence[str]
+) -> list[tuple[bytes, bytes, bytes | None]]:
+    mirror = _open_mirror(env, log)
     try:
         out = []
         for export_id in dict.fromkeys(wanted):

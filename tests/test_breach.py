@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,7 @@ def test_breach_query_over_a_thousand_exports(world: World, tmp_path: Path) -> N
     rng = random.Random(42)
     truth: dict[str, set[str]] = {}
     facts: dict[str, tuple[str, str]] = {}
+    made: dict[str, datetime] = {}
     with Ledger.open(world.owner.home.ledger_path) as led:
         for i in range(1200):
             doc = copy.deepcopy(template)
@@ -143,6 +145,9 @@ def test_breach_query_over_a_thousand_exports(world: World, tmp_path: Path) -> N
             doc["recipients"] = recipient_sets[i % 4]
             doc["records"]["entities"] = len(people)
             doc["records"]["entity_set_sha256"] = collector.digest()
+            moment = FIXED_NOW + timedelta(hours=i)  # one export an hour, for --since/--until
+            doc["created_at"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+            made[export_id] = moment
             raw = canonical_bytes(doc)
             led.append_export(
                 raw,
@@ -153,7 +158,7 @@ def test_breach_query_over_a_thousand_exports(world: World, tmp_path: Path) -> N
                 run=doc["approval"]["run"],
                 max_runs=None,
                 signer=ledger_key,
-                now=FIXED_NOW,
+                now=moment,
                 attachments={ENTITIES: collector.sealed(owner_age)},
             )
             truth[export_id] = people
@@ -194,6 +199,33 @@ def test_breach_query_over_a_thousand_exports(world: World, tmp_path: Path) -> N
     res = runner.invoke(cli, [*args, "--as", "owner", "--candidates", str(candidates)], env=env)
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["people"] == len(union)
+
+    # A lost laptop: every export to one recipient, then only those of a period.
+    to_force_2 = [e for e in truth if facts[e][1] == "force-2"]
+    lost = api.breach_report(world.owner, recipient="force-2")
+    assert [e.export_id for e in lost.exports] == to_force_2 and len(to_force_2) == 300
+    assert lost.people_at_most == sum(len(truth[e]) for e in to_force_2)
+    assert {r["name"] for r in lost.recipients if r["role"] == "recipient"} == {"force-2"}
+    start, end = FIXED_NOW + timedelta(hours=100), FIXED_NOW + timedelta(hours=200)
+    window = api.breach_report(world.owner, recipient="force-1", since=start, until=end)
+    expected = [e for e in truth if facts[e][1] == "force-1" and start <= made[e] <= end]
+    assert [e.export_id for e in window.exports] == expected and len(expected) == 25
+    # Through the CLI, with whole UTC days (FIXED_NOW is 2026-06-01T12:00Z).
+    day_args = ["--recipient", "force-3", "--since", "2026-06-02", "--until", "2026-06-03"]
+    base = ["--home", str(world.owner.home.path), "--json", "ledger", "breach"]
+    res = runner.invoke(cli, [*base, *day_args], env=env)
+    assert res.exit_code == 0, res.stderr
+    days = [
+        e
+        for e in truth
+        if facts[e][1] == "force-3"
+        and datetime(2026, 6, 2, tzinfo=UTC) <= made[e] < datetime(2026, 6, 4, tzinfo=UTC)
+    ]
+    assert [x["export_id"] for x in json.loads(res.stdout)["exports"]] == days and len(days) == 12
+    with pytest.raises(VerificationError, match="no logged export was sent to nobody"):
+        api.breach_report(world.owner, recipient="nobody")
+    with pytest.raises(UsageError, match="narrow a --recipient search"):
+        api.breach_report(world.owner, since=start)
 
 
 def test_owner_table_is_parsed_strictly(world: World) -> None:

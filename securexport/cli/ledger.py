@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -303,6 +304,20 @@ def ledger_cosign(ctx: Context, bundle: Path, cosig_file: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A file of entity ids, one a line, to name the people in the leaked exports.",
 )
+@click.option(
+    "--recipient",
+    help="Every export sent to this recipient or auditor (a name or age1… key): a lost laptop.",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ"]),
+    help="With --recipient: exports made on or after this UTC date (YYYY-MM-DD).",
+)
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ"]),
+    help="With --recipient: exports made before the end of this UTC date (YYYY-MM-DD).",
+)
 @pass_context
 def ledger_breach(
     ctx: Context,
@@ -311,16 +326,22 @@ def ledger_breach(
     log_name: str | None,
     as_name: str | None,
     candidates: Path | None,
+    recipient: str | None,
+    since: datetime | None,
+    until: datetime | None,
 ) -> None:
     """Breach response: which exports, approvals, recipients, how many people, and — with the
     owner's key and candidate ids — which people.
 
     \b
-    Example:
+    Examples:
       securexport ledger breach --bundle lost.sxb --log contractor --as owner --candidates ids.txt
+      securexport ledger breach --recipient wmp-iom --since 2026-10-01 --log contractor
     """
     from securexport.api import breach_report
 
+    if until is not None and until.hour == until.minute == until.second == 0:
+        until += timedelta(days=1, seconds=-1)  # a date means the whole of that day
     report = breach_report(
         ctx.env(),
         export_ids=export_ids,
@@ -328,6 +349,9 @@ def ledger_breach(
         log=log_name,
         as_name=as_name,
         candidates=candidates,
+        recipient=recipient,
+        since=None if since is None else since.replace(tzinfo=UTC),
+        until=None if until is None else until.replace(tzinfo=UTC),
     )
     doc = report.to_json()
 
