@@ -17,7 +17,17 @@ from pathlib import Path
 
 from securexport import policy
 from securexport.approval import parse_approval
-from securexport.bundle import APPROVAL, APPROVAL_SIG, MANIFEST, RECEIPT, check_payload, open_bundle
+from securexport.bundle import (
+    APPROVAL,
+    APPROVAL_SIG,
+    MANIFEST,
+    MEMBER_ORDER,
+    PAYLOAD,
+    RECEIPT,
+    check_payload,
+    open_bundle,
+    write_bundle,
+)
 from securexport.ledger import parse_receipt, verify_receipt
 from securexport.limits import Limits
 from securexport.manifest import parse_manifest
@@ -100,6 +110,22 @@ def target_bundle(seeds: Seeds, data: bytes) -> None:
             check_payload(bundle, {f.path: f.bytes for f in manifest.files}, LIMITS)
 
 
+def target_payload(seeds: Seeds, data: bytes) -> None:
+    """The inner payload.zip, damaged, inside an outer bundle that is intact (CRCs right): the
+    bundle target rarely gets this far, since a damaged member fails its CRC first."""
+    members = [
+        (name, data if name == PAYLOAD else seeds.members[name])
+        for name in MEMBER_ORDER
+        if name in seeds.members
+    ]
+    with tempfile.NamedTemporaryFile(dir=seeds.workdir, suffix=".sxb") as fh:
+        write_bundle(fh, members)
+        fh.flush()
+        with open_bundle(Path(fh.name), LIMITS) as bundle:
+            manifest = parse_manifest(bundle.member(MANIFEST), max_bytes=LIMITS.max_manifest_bytes)
+            check_payload(bundle, {f.path: f.bytes for f in manifest.files}, LIMITS)
+
+
 def target_manifest(seeds: Seeds, data: bytes) -> None:
     parse_manifest(data, max_bytes=LIMITS.max_manifest_bytes)
 
@@ -127,6 +153,7 @@ def target_receipt(seeds: Seeds, data: bytes) -> None:
 
 TARGETS: dict[str, tuple[Callable[[Seeds, bytes], None], Callable[[Seeds], bytes]]] = {
     "bundle": (target_bundle, lambda s: s.bundle),
+    "payload": (target_payload, lambda s: s.members[PAYLOAD]),
     "manifest": (target_manifest, lambda s: s.members[MANIFEST]),
     "approval": (target_approval, lambda s: s.members[APPROVAL]),
     "signed-approval": (target_signed_approval, lambda s: s.members[APPROVAL]),
