@@ -5,6 +5,7 @@ Re-exported by :mod:`securexport.api`.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -134,6 +135,14 @@ def _entry_checker(ledger: Any, env: Environment) -> Any:
         found = trust.approver_for(key)
         return found.name if found else None
 
+    # Many entries ran under one approval: parse and verify each (approval, signature) pair
+    # once.  The answer depends only on those bytes and the trust store, fixed for the run.
+    @functools.lru_cache(maxsize=256)
+    def load_approval(raw: bytes, sig: bytes | None) -> Any:
+        return policy.load_signed_approval(
+            raw, sig, approver_for, DEFAULT_LIMITS, error=VerificationError
+        )
+
     def check(entry: Any) -> None:
         manifest = parse_manifest(entry.leaf, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
         signer = sshsig.verify(entry.signature, entry.leaf, sshsig.NAMESPACE_MANIFEST)
@@ -159,10 +168,7 @@ def _entry_checker(ledger: Any, env: Environment) -> Any:
         sig = ledger.attachment(entry.export_id, APPROVAL_SIG)
         if raw is None:
             raise VerificationError("the approval this export ran under is not stored beside it")
-        signed = policy.load_signed_approval(
-            raw, sig, approver_for, DEFAULT_LIMITS, error=VerificationError
-        )
-        policy.check_manifest(manifest, signed.approval, signer)
+        policy.check_manifest(manifest, load_approval(raw, sig).approval, signer)
 
     return check
 
