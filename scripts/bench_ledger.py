@@ -19,11 +19,14 @@ over ``--full-verify-entries`` entries (0 skips it).  Those need real signed man
 part builds a test world (tests/support/world.py: keys at a low scrypt cost, a 3,000-person
 synthetic database), makes one real export, then appends N-1 copies of its manifest through
 ``Ledger.append_export`` into the exporter's SQLite ``ledger.db``, each with a fresh export id,
-the next run number and its own ``created_at`` (inside the approval's window), re-canonicalised
-and re-signed with the exporter's key, with the approval, its signature, the writer record and a
-"written" bundle outcome attached, as a real export leaves them.  Building relaxes durability as
-above; the timed verify opens the ledger afresh with the normal settings.  This part always uses
-SQLite (the home's ``ledger.db``), whatever ``--url``/``--postgres`` say.
+its own ``created_at`` (inside the approval's window) and the next run of its approval,
+re-canonicalised and re-signed with the exporter's key, with the approval, its signature, the
+writer record and a "written" bundle outcome attached, as a real export leaves them.  As above,
+every 12 entries are runs 1..12 of one approval (``max_runs = 12``; each further approval is the
+test world's with another id, signed by its owner): a single approval with N runs would make the
+build quadratic, since each append counts that approval's runs so far (``runs_used``).  Building
+relaxes durability as above; the timed verify opens the ledger afresh with the normal settings.
+This part always uses SQLite (the home's ``ledger.db``), whatever ``--url``/``--postgres`` say.
 
 Default: a temporary SQLite file.  ``--postgres`` starts a throwaway server (tests/support/pg.py,
 as the tests do); ``--url`` uses a server you name (an empty database; no password in the URL).
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import statistics
@@ -55,6 +59,7 @@ from securexport.ledger import Ledger, ledger_verifier_key  # noqa: E402
 MANIFEST_BYTES = 3000  # a real manifest of the test world is about this size
 RUNS_PER_APPROVAL = 12  # entries n..n+11 are runs 1..12 of one approval (a monthly extract)
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def dummy_manifest(n: int) -> bytes:
@@ -104,15 +109,16 @@ def full_verify(entries: int) -> tuple[list[list[str]], str]:
     """Build a real ledger of ``entries`` exports and time ``register.ledger_verify`` on it."""
     from securexport import register
     from securexport._crypto import sshsig
+    from securexport._testhooks import SCRYPT_VAR
     from securexport.bundle import APPROVAL, APPROVAL_SIG
     from securexport.keys import KeyStore
     from securexport.ledger import BUNDLE_OUTCOME, WRITER, writer_record
     from securexport.manifest import canonical_bytes
     from securexport.synthetic import make_offenders_db
-    from tests.support.world import FIXED_NOW, TEST_LOG_N, build_world
+    from tests.support.world import TEST_LOG_N, build_world
 
     # The test world's cheap key files (as the test suite makes them); only this process.
-    os.environ.setdefault("SECUREXPORT_TEST_SCRYPT_LOG_N", str(TEST_LOG_N))
+    os.environ.setdefault(SCRYPT_VAR, str(TEST_LOG_N))
     with tempfile.TemporaryDirectory(prefix="bench-ledger-full-") as tmp:
         root = Path(tmp)
         print("bench_ledger: full verify: test world and one real export…", file=sys.stderr)
@@ -125,10 +131,11 @@ def full_verify(entries: int) -> tuple[list[list[str]], str]:
         world_root = root / "world"
         world_root.mkdir()
         world = build_world(world_root, template, passphrase)
-        world.export(world.write_approval(max_runs=None))
+        world.export(world.write_approval(max_runs=RUNS_PER_APPROVAL))
         keys = KeyStore(world.exporter, scrypt_log_n=TEST_LOG_N)
         ledger_key = keys.ledger_signing_key()
         signing_key = keys.signing_key("analyst")
+        owner_key = KeyStore(world.owner, scrypt_log_n=TEST_LOG_N).signing_key("owner")
 
         build = entries - 1
         with Ledger.open(world.exporter.home.ledger_path) as led:
@@ -136,11 +143,10 @@ def full_verify(entries: int) -> tuple[list[list[str]], str]:
             approval_raw = led.attachment(first.export_id, APPROVAL)
             approval_sig = led.attachment(first.export_id, APPROVAL_SIG)
             assert approval_raw is not None and approval_sig is not None
-            assert datetime.strptime(first.created_at, "%Y-%m-%dT%H:%M:%SZ") == FIXED_NOW.replace(
-                tzinfo=None
-            ), first.created_at
+            # The real export's time (the world's fixed clock, 2026-06-01T12:00:00Z).
+            base = datetime.strptime(first.created_at, RFC3339).replace(tzinfo=UTC)
             manifest = json.loads(first.leaf)
-            attachments = {APPROVAL: approval_raw, APPROVAL_SIG: approval_sig}
+            approval_id, approval_sha256 = first.approval_id, first.approval_sha256
             print(
                 f"bench_ledger: full verify: building {build:,} more signed entries…",
                 file=sys.stderr,
@@ -151,27 +157,35 @@ def full_verify(entries: int) -> tuple[list[list[str]], str]:
             for n in range(1, entries):
                 # One export every 30 s from the real one: 100k entries span ~35 days, well
                 # inside the approval's window (2026-01-01 .. 2027-01-31).
-                now = FIXED_NOW + timedelta(seconds=30 * n)
-                created_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+                now = base + timedelta(seconds=30 * n)
+                created_at = now.strftime(RFC3339)  # the ledger's column must say the same
                 export_id = str(uuid.uuid4())  # as a real export names itself
+                group, run = divmod(n, RUNS_PER_APPROVAL)
+                if run == 0:  # the next approval: the same text under another id, signed
+                    approval_id = f"APR-BENCH-{group:06d}"
+                    text = world.approval_text(approval_id=approval_id, max_runs=RUNS_PER_APPROVAL)
+                    approval_raw = text.encode()
+                    approval_sig = sshsig.sign(owner_key, approval_raw, sshsig.NAMESPACE_APPROVAL)
+                    approval_sha256 = hashlib.sha256(approval_raw).hexdigest()
                 manifest["export_id"] = export_id
                 manifest["created_at"] = created_at
                 manifest["run_date"] = now.date().isoformat()
-                manifest["approval"]["run"] = n + 1
+                manifest["approval"].update(id=approval_id, sha256=approval_sha256, run=run + 1)
                 body = canonical_bytes(manifest)
                 outcome = json.dumps({"status": "written", "at": created_at}, sort_keys=True)
                 led.append_export(
                     body,
                     sshsig.sign(signing_key, body, sshsig.NAMESPACE_MANIFEST),
                     export_id=export_id,
-                    approval_id=first.approval_id,
-                    approval_sha256=first.approval_sha256,
-                    run=n + 1,
-                    max_runs=None,
+                    approval_id=approval_id,
+                    approval_sha256=approval_sha256,
+                    run=run + 1,
+                    max_runs=RUNS_PER_APPROVAL,
                     signer=ledger_key,
                     now=now,
                     attachments={
-                        **attachments,
+                        APPROVAL: approval_raw,
+                        APPROVAL_SIG: approval_sig,
                         WRITER: writer_record(),
                         BUNDLE_OUTCOME: outcome.encode(),
                     },
@@ -209,7 +223,7 @@ def full_verify(entries: int) -> tuple[list[list[str]], str]:
     note = (
         f"full `ledger verify`: SQLite ledger.db of a test world's exporter (tests/support/world.py);"
         f" one real export, then {build:,} copies of its {leaf_bytes}-byte manifest, each re-signed"
-        ", with the signed approval attached"
+        f", with its signed approval attached; {RUNS_PER_APPROVAL} runs per approval"
     )
     return rows, note
 
