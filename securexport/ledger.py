@@ -467,15 +467,18 @@ class _SqliteStore:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def bundle_records(self, approval_sha256: str | None) -> list[tuple[int, int, str, Any, Any]]:
-        """(index, run, export id, writer record, bundle outcome) per entry, in log order."""
+    def bundle_records(
+        self, approval_sha256: str | None, start: int, stop: int
+    ) -> list[tuple[int, int, str, Any, Any]]:
+        """(index, run, export id, writer record, bundle outcome) per entry in [start, stop)."""
         # ``? IS NULL OR …``: one fixed statement for "all" and "one approval".
         rows = self.conn.execute(
             "SELECT e.idx, e.run, e.export_id, w.data, b.data FROM entries e "
             "LEFT JOIN attachments w ON w.export_id = e.export_id AND w.name = ? "
             "LEFT JOIN attachments b ON b.export_id = e.export_id AND b.name = ? "
-            "WHERE CAST(? AS TEXT) IS NULL OR e.approval_sha256 = ? ORDER BY e.idx",
-            (WRITER, BUNDLE_OUTCOME, approval_sha256, approval_sha256),
+            "WHERE (CAST(? AS TEXT) IS NULL OR e.approval_sha256 = ?) AND e.idx >= ? AND e.idx < ? "
+            "ORDER BY e.idx",
+            (WRITER, BUNDLE_OUTCOME, approval_sha256, approval_sha256, start, stop),
         ).fetchall()
         return [(int(r[0]), int(r[1]), str(r[2]), r[3], r[4]) for r in rows]
 
@@ -1032,10 +1035,13 @@ class Ledger:
         except self._store.errors as exc:
             raise FileError(f"cannot write to the ledger: {_first_line(exc)}") from exc
 
-    def bundle_states(self, approval_sha256: str | None = None) -> list[BundleState]:
-        """Whether each logged export's bundle was written (all, or one approval's)."""
+    def bundle_states(
+        self, approval_sha256: str | None = None, *, start: int = 0, limit: int | None = None
+    ) -> list[BundleState]:
+        """Whether each logged export's bundle was written (all, one approval's, or a range)."""
+        stop = 2**62 if limit is None else start + limit
         with self._store.read_transaction():
-            records = self._store.bundle_records(approval_sha256)
+            records = self._store.bundle_records(approval_sha256, start, stop)
         return [
             BundleState(index, run, export_id, _bundle_state(outcome, writer))
             for index, run, export_id, writer, outcome in records

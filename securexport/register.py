@@ -80,7 +80,7 @@ def ledger_entries(
     with _open_ledger(env) as ledger:
         summaries = [_entry_summary(e) for e in ledger.entries(start=start, limit=limit)]
         if summaries:
-            states = {b.export_id: b.state for b in ledger.bundle_states()}
+            states = {b.export_id: b.state for b in ledger.bundle_states(start=start, limit=limit)}
             for summary in summaries:
                 summary["bundle"] = states.get(summary["export_id"], "unconfirmed")
         return summaries

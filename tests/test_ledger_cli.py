@@ -251,8 +251,10 @@ def test_list_start_limit_and_empty(world: World, tmp_path: Path) -> None:
         _ok(_run(logged.home, "--json", "ledger", "list", "--start", "1", "--limit", "1"))
     )
     assert [e["export_id"] for e in page] == [logged.results[1].export_id]
+    assert [e["bundle"] for e in page] == ["written"]  # the status of the page's own entries
     tail = json.loads(_ok(_run(logged.home, "--json", "ledger", "list", "--start", "2")))
     assert [e["index"] for e in tail] == [2]
+    assert [e["bundle"] for e in tail] == ["written"]
     human = _ok(_run(logged.home, "ledger", "list", "--start", "1", "--limit", "1"))
     assert human.count("\n") == 1 and logged.results[1].export_id in human
     assert json.loads(_ok(_run(logged.home, "--json", "ledger", "list", "--start", "3"))) == []
