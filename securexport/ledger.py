@@ -1281,5 +1281,6 @@ def _bundle_state(outcome: Any, writer: Any) -> str:
         pid = int(record["pid"])
     except (ValueError, KeyError, TypeError):
         return "unconfirmed"
-    alive = record.get("start") and _start_time(pid) == record.get("start")
-    return "in-progress" if alive else "missing"
+    if not record.get("start"):
+        return "unconfirmed"  # no /proc here: a live process cannot be told from a dead one
+    return "in-progress" if _start_time(pid) == record["start"] else "missing"

@@ -548,3 +548,37 @@ def test_concurrent_open_of_a_new_ledger(db_path: Path) -> None:
 def _open_origin(path: str) -> str:
     with Ledger.open(Path(path)) as led:
         return led.origin
+
+
+def test_bundle_state_of_each_outcome_and_writer() -> None:
+    """How `ledger list` tells an orphan from a live export (securexport.ledger._bundle_state)."""
+    import json as _json
+    import os as _os
+    import socket
+
+    from securexport.ledger import _boot_id, _bundle_state, _start_time, writer_record
+
+    me = writer_record()
+    assert _json.loads(me)["pid"] == _os.getpid()
+
+    def writer(**change: object) -> bytes:
+        record = _json.loads(me)
+        record.update(change)
+        return _json.dumps(record).encode()
+
+    written = _json.dumps({"status": "written", "at": "x"}).encode()
+    failed = _json.dumps({"status": "failed", "at": "x"}).encode()
+    assert _bundle_state(written, me) == "written"
+    assert _bundle_state(failed, me) == "missing"  # the export said so itself
+    assert _bundle_state(None, me) == "in-progress"  # this very process is alive
+    # A process of this boot that is gone (no pid exceeds pid_max, at most 2^22): an orphan.
+    assert _bundle_state(None, writer(pid=2**22 + 1)) == "missing"
+    # Its pid reused by another process (another start time): an orphan too.
+    assert _bundle_state(None, writer(start=str(int(_start_time(_os.getpid())) + 1))) == "missing"
+    assert _bundle_state(None, writer(host=socket.gethostname() + "-other")) == "unconfirmed"
+    assert _bundle_state(None, writer(boot_id="another-boot")) == "unconfirmed"
+    assert _bundle_state(None, writer(start="")) == "unconfirmed"  # no /proc to ask
+    assert _bundle_state(None, None) == "unconfirmed"  # logged before bundle status existed
+    assert _bundle_state(None, b"not json") == "unconfirmed"
+    assert _bundle_state(b"garbage", me) == "in-progress"  # an unreadable outcome is ignored
+    assert _boot_id() and _start_time(_os.getpid())
