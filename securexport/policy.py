@@ -144,14 +144,16 @@ def check_manifest(manifest: Manifest, approval: Approval, signer: SshPublicKey)
         raise VerificationError("the manifest states more rows than the approval's row cap")
     if manifest.output_format != approval.output_format:
         raise VerificationError("the manifest's format differs from the approval's")
+    # What each column is and how an invalid value was handled (a dropped row vs a NULL).
     approved_columns = [
-        (c.name, c.source, transforms.transform_version(c)) for c in approval.columns
+        (c.name, c.source, transforms.transform_version(c), c.on_invalid)
+        for c in approval.columns
     ]
     doc_columns = manifest.document.get("columns")
     if (
         not isinstance(doc_columns, list)
         or [
-            (c.get("name"), c.get("source"), c.get("transform"))
+            (c.get("name"), c.get("source"), c.get("transform"), c.get("on_invalid"))
             for c in doc_columns
             if isinstance(c, dict)
         ]

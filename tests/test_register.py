@@ -406,6 +406,19 @@ def test_changed_source_of_an_approved_column_is_reported(world: World) -> None:
     _assert_verify_fails_at(world, 1, "columns differ")
 
 
+def test_changed_on_invalid_of_an_approved_column_is_reported(world: World) -> None:
+    """A manifest claiming another on_invalid (invalid values kept as NULL rather than the
+    approved handling) does not match its approval."""
+
+    def mutate(doc: dict) -> None:
+        for column in doc["columns"]:
+            column["on_invalid"] = "null" if column["on_invalid"] != "null" else "error"
+
+    world.export()
+    _append_forged(world, mutate)
+    _assert_verify_fails_at(world, 1, "columns differ")
+
+
 def test_faithful_copy_of_an_export_verifies(world: World) -> None:
     """The control for the crafted entries above: unchanged, one verifies."""
     world.export()
