@@ -63,6 +63,12 @@ def test_export_seals_the_people_it_wrote(world: World, tmp_path: Path) -> None:
 
     blind = api.breach_report(world.owner, bundles=[result.bundle], log="contractor")
     assert blind.people_at_most == records["entities"] and blind.named is None
+    # The same from the mirror, by recipient (a lost laptop) and by auditor.
+    for party in ("force", "audit", world.ids["recipient"].age_recipient):
+        by_party = api.breach_report(world.owner, recipient=party, log="contractor")
+        assert [e.export_id for e in by_party.exports] == [result.export_id]
+    with pytest.raises(VerificationError, match="no logged export was sent to stranger"):
+        api.breach_report(world.owner, recipient="stranger", log="contractor")
     assert blind.approvals == ["APR-2026-0042"]
     assert {r["name"] for r in blind.recipients} == {"force", "audit"}
 
