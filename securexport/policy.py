@@ -146,8 +146,7 @@ def check_manifest(manifest: Manifest, approval: Approval, signer: SshPublicKey)
         raise VerificationError("the manifest's format differs from the approval's")
     # What each column is and how an invalid value was handled (a dropped row vs a NULL).
     approved_columns = [
-        (c.name, c.source, transforms.transform_version(c), c.on_invalid)
-        for c in approval.columns
+        (c.name, c.source, transforms.transform_version(c), c.on_invalid) for c in approval.columns
     ]
     doc_columns = manifest.document.get("columns")
     if (

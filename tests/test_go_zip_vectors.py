@@ -12,6 +12,7 @@ import base64
 import glob
 import io
 import itertools
+import re
 import time
 from pathlib import Path
 
@@ -82,3 +83,29 @@ def test_every_go_archive_is_refused_as_a_bundle(world: World, tmp_path: Path) -
         assert not out.with_name(out.name + ".partial").exists()
         refused += 1
     assert refused == len(ARCHIVES)
+
+
+def test_every_go_archive_is_refused_as_a_signed_payload(world: World, tmp_path: Path) -> None:
+    """Each archive as the payload.zip of a bundle a malicious exporter signed and logged (hash,
+    signature and receipt all valid): decrypt reaches our ZIP checks and refuses it, exit 5,
+    writing nothing, in bounded time."""
+    from tests.adversarial.harness import Ctx
+
+    ctx = Ctx(world)
+    for name, data in ARCHIVES:
+        bundle = ctx.forge_payload(data)
+        out = tmp_path / f"signed-{name}"
+        for call in (
+            lambda b=bundle: api.verify(b, world.recipient),
+            lambda b=bundle, o=out: api.decrypt(b, "force", o, world.recipient),
+        ):
+            started = time.monotonic()
+            with pytest.raises(SecurexportError) as info:
+                call()
+            assert time.monotonic() - started < 10, name
+            assert info.value.exit_code == 5, (name, info.value)
+            # Signature, hashes and receipt hold: the refusal is about the payload's inside.
+            assert re.search(r"archive|payload", str(info.value)), (name, info.value)
+            assert not re.search(r"signature|receipt|hash", str(info.value)), (name, info.value)
+        assert not out.exists()
+        assert not out.with_name(out.name + ".partial").exists()
