@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from securexport._testhooks import SCRYPT_VAR
 from securexport.cli import cli
 from securexport.keys import KeyStore
+from tests.support.cli import assert_one_line_error, error_lines
 from tests.support.world import TEST_LOG_N, World
 
 
@@ -25,23 +26,6 @@ def run(world_or_none: World | None, home: Path | None, *args: str, passphrase: 
     }
     argv = (["--home", str(home)] if home else []) + list(args)
     return CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
-
-
-def _error_lines(stderr: str) -> list[str]:
-    return [
-        line for line in stderr.splitlines() if line and not line.startswith("securexport: notice:")
-    ]
-
-
-def _assert_one_line_error(result, code: int) -> None:  # type: ignore[no-untyped-def]
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    lines = _error_lines(result.stderr)
-    assert lines, result.stderr
-    assert lines[0].startswith("securexport: error: ")
-    assert all(line.startswith(("securexport: error: ", "securexport: hint: ")) for line in lines)
-    assert len(lines) <= 2
-    assert "Traceback" not in result.stderr
 
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
@@ -66,7 +50,7 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 
 def test_usage_error_exit_2() -> None:
     result = CliRunner().invoke(cli, ["no-such-command"])
-    _assert_one_line_error(result, 2)
+    assert_one_line_error(result, 2)
 
 
 def test_keys_json_shape_and_missing_key(
@@ -86,7 +70,7 @@ def test_keys_json_shape_and_missing_key(
     assert secret not in created.stdout + created.stderr + shown.stdout + shown.stderr
     assert "AGE-SECRET-KEY" not in created.stdout + created.stderr
     missing = run(None, home, "--json", "keys", "show", "bob", passphrase=passphrase_file)
-    _assert_one_line_error(missing, 4)
+    assert_one_line_error(missing, 4)
 
 
 def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
@@ -128,7 +112,7 @@ def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
     assert exported.exit_code == 0, exported.stderr
     doc = json.loads(exported.stdout)
     assert doc["rows_written"] > 0 and bundle.exists()
-    assert _error_lines(exported.stderr) == []  # no progress bar when stderr is not a terminal
+    assert error_lines(exported.stderr) == []  # no progress bar when stderr is not a terminal
 
     inspected = run(world, None, "--json", "inspect", str(bundle))
     assert json.loads(inspected.stdout)["export_id"] == doc["export_id"]
@@ -157,7 +141,7 @@ def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
         assert identity not in result.stdout + result.stderr
 
     # Exit codes of refusals.
-    _assert_one_line_error(
+    assert_one_line_error(
         run(
             world,
             exporter,
@@ -178,8 +162,8 @@ def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
     data = bytearray(bundle.read_bytes())
     data[len(data) // 3] ^= 0xFF
     tampered.write_bytes(bytes(data))
-    _assert_one_line_error(run(world, owner, "--json", "verify", str(tampered)), 5)
-    _assert_one_line_error(
+    assert_one_line_error(run(world, owner, "--json", "verify", str(tampered)), 5)
+    assert_one_line_error(
         run(
             world,
             world.outsider.home.path,
@@ -194,7 +178,7 @@ def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
         4,
     )
     unsigned = world.write_approval(sign=False)
-    _assert_one_line_error(
+    assert_one_line_error(
         run(
             world,
             exporter,
@@ -210,7 +194,7 @@ def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
         ),
         3,
     )
-    _assert_one_line_error(
+    assert_one_line_error(
         run(
             world,
             exporter,
@@ -226,7 +210,7 @@ def test_full_flow_through_the_cli(world: World, passphrase_file: Path) -> None:
         ),
         6,
     )
-    _assert_one_line_error(run(world, owner, "verify", str(world.root / "missing.sxb")), 7)
+    assert_one_line_error(run(world, owner, "verify", str(world.root / "missing.sxb")), 7)
 
 
 def test_refused_plan_keeps_stdout_empty(world: World, passphrase_file: Path) -> None:

@@ -30,6 +30,7 @@ from securexport._testhooks import SCRYPT_VAR
 from securexport.cli import cli
 from securexport.environment import Environment, Home
 from securexport.keys import KeyStore
+from tests.support.cli import assert_one_line_error, error_lines
 from tests.support.world import TEST_LOG_N, World
 
 SIG_ARMOR = b"-----BEGIN SSH SIGNATURE-----\n"
@@ -56,25 +57,6 @@ def ok_json(result: Result) -> Any:
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     return json.loads(result.stdout)
-
-
-def _error_lines(stderr: str) -> list[str]:
-    return [
-        line for line in stderr.splitlines() if line and not line.startswith("securexport: notice:")
-    ]
-
-
-def assert_one_line_error(result: Result, code: int) -> str:
-    """The contract of DESIGN.md §7/§11 (as tests/test_cli.py checks it); returns the error line."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    assert result.stdout == ""
-    lines = _error_lines(result.stderr)
-    assert lines, result.stderr
-    assert lines[0].startswith("securexport: error: ")
-    assert all(line.startswith(("securexport: error: ", "securexport: hint: ")) for line in lines)
-    assert len(lines) <= 2
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def ssh_blob(line: str) -> bytes:
@@ -444,7 +426,7 @@ def test_approval_sign_then_check(world: World, passphrase_file: Path) -> None:
     sign = sx(owner, "approval", "sign", str(approval), "--as", "owner", passphrase=passphrase_file)
     assert sign.exit_code == 0, sign.stderr
     assert sign.stdout == f"wrote {approval}.sig\n"
-    assert _error_lines(sign.stderr) == []  # no warning: the window is not over
+    assert error_lines(sign.stderr) == []  # no warning: the window is not over
     sig = Path(f"{approval}.sig")
     assert sig.read_bytes().startswith(SIG_ARMOR)
 

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from securexport import api
 from securexport.cli import cli
+from tests.support.cli import assert_one_line_error
 from tests.support.world import World
 
 # ------------------------------------------------------------------ running the command line
@@ -43,26 +44,6 @@ def _run(home: Path, *args: str, passphrase: Path | None = None) -> Result:
 def _ok(result: Result) -> str:
     assert result.exit_code == 0, (result.stdout, result.stderr)
     return result.stdout
-
-
-def _error_lines(stderr: str) -> list[str]:
-    return [
-        line for line in stderr.splitlines() if line and not line.startswith("securexport: notice:")
-    ]
-
-
-def _one_line_error(result: Result, code: int | tuple[int, ...]) -> str:
-    """The CLI contract of tests/test_cli.py: exit code, empty stdout, one error (+ hint) line."""
-    codes = (code,) if isinstance(code, int) else code
-    assert result.exit_code in codes, (result.exit_code, result.stdout, result.stderr)
-    assert result.stdout == ""
-    lines = _error_lines(result.stderr)
-    assert lines, result.stderr
-    assert lines[0].startswith("securexport: error: ")
-    assert all(line.startswith(("securexport: error: ", "securexport: hint: ")) for line in lines)
-    assert len(lines) <= 2
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 # ------------------------------------------------------------------ RFC 6962, from the RFC
@@ -288,11 +269,11 @@ def test_show_gives_the_entry_and_its_signed_manifest(world: World) -> None:
 
 
 @pytest.mark.parametrize("key", ["3", "99", "not-an-export-id"])
-def test_show_unknown_entry_is_a_one_line_error(world: World, key: str) -> None:
+def test_show_unknown_entry_is_aassert_one_line_error(world: World, key: str) -> None:
     logged = _logged(world)
-    line = _one_line_error(_run(logged.home, "ledger", "show", key), 5)
+    line = assert_one_line_error(_run(logged.home, "ledger", "show", key), 5)
     assert "not in the ledger" in line
-    _one_line_error(_run(logged.home, "--json", "ledger", "show", key), 5)
+    assert_one_line_error(_run(logged.home, "--json", "ledger", "show", key), 5)
 
 
 @pytest.mark.parametrize(
@@ -304,9 +285,9 @@ def test_show_unknown_entry_is_a_one_line_error(world: World, key: str) -> None:
     ],
     ids=["show-huge-index", "show-superscript-two", "list-huge-start"],
 )
-def test_out_of_range_entry_is_a_one_line_error(world: World, args: tuple[str, ...]) -> None:
+def test_out_of_range_entry_is_aassert_one_line_error(world: World, args: tuple[str, ...]) -> None:
     logged = _logged(world, count=2)
-    _one_line_error(_run(logged.home, *args), (2, 5))
+    assert_one_line_error(_run(logged.home, *args), (2, 5))
 
 
 # ------------------------------------------------------------------ ledger checkpoint
@@ -343,8 +324,8 @@ def test_checkpoint_is_a_c2sp_note_signed_by_the_ledger_key(world: World) -> Non
     assert newer is not None and newer.size == 4 and newer.root != checkpoint.root
 
 
-def test_checkpoint_of_an_empty_ledger_is_a_one_line_error(tmp_path: Path) -> None:
-    line = _one_line_error(_run(tmp_path / "home", "ledger", "checkpoint"), 5)
+def test_checkpoint_of_an_empty_ledger_is_aassert_one_line_error(tmp_path: Path) -> None:
+    line = assert_one_line_error(_run(tmp_path / "home", "ledger", "checkpoint"), 5)
     assert "empty" in line
 
 
@@ -383,10 +364,10 @@ def test_prove_gives_an_inclusion_proof_against_the_checkpoint(world: World) -> 
         )
 
 
-def test_prove_unknown_export_is_a_one_line_error(world: World) -> None:
+def test_prove_unknown_export_is_aassert_one_line_error(world: World) -> None:
     logged = _logged(world, count=2)
     out = logged.world.root / "nothing.tlog"
-    _one_line_error(_run(logged.home, "ledger", "prove", "no-such-export", "-o", str(out)), 5)
+    assert_one_line_error(_run(logged.home, "ledger", "prove", "no-such-export", "-o", str(out)), 5)
     assert not out.exists()
 
 
@@ -487,10 +468,10 @@ def test_verify_a_tampered_ledger_exits_5_naming_the_first_bad_entry(
     _ok(_run(logged.home, "ledger", "verify"))
     with _raw(world.exporter.home.ledger_path) as conn:
         tamper(conn)
-    line = _one_line_error(_run(logged.home, "ledger", "verify"), 5)
+    line = assert_one_line_error(_run(logged.home, "ledger", "verify"), 5)
     assert "entry 1:" in line, line
     assert needle in line
-    assert _one_line_error(_run(logged.home, "--json", "ledger", "verify"), 5) == line
+    assert assert_one_line_error(_run(logged.home, "--json", "ledger", "verify"), 5) == line
 
 
 def test_verify_exit_code_from_a_real_process(world: World) -> None:
