@@ -186,10 +186,10 @@ def sign_approval(
     """Parse strictly, warn if the window is over, write the detached SSHSIG to FILE.sig."""
     raw = _read_file(path, limits.max_approval_bytes, "approval")
     approval = parse_approval(raw, limits=limits, filename=path.name)
+    key = _keystore(env).signing_key(as_name)  # a missing key is the one error, alone
     if env.now() > approval.expires:
         env.warn(f"approval {approval.id} has already expired; signing it anyway")
-    store = _keystore(env)
-    signature = sshsig.sign(store.signing_key(as_name), raw, sshsig.NAMESPACE_APPROVAL)
+    signature = sshsig.sign(key, raw, sshsig.NAMESPACE_APPROVAL)
     sig_path = _signature_path(path)
     atomic_write(sig_path, signature, mode=0o644)
     return sig_path

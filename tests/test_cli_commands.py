@@ -508,6 +508,11 @@ def test_approval_sign_then_check(world: World, passphrase_file: Path) -> None:
         sx(owner, "approval", "sign", str(approval), "--as", "nobody", passphrase=passphrase_file),
         4,
     )
+    # … one error line alone, even for an expired approval (no warning before it).
+    assert_one_line_error(
+        sx(owner, "approval", "sign", str(expired), "--as", "nobody", passphrase=passphrase_file),
+        4,
+    )
 
 
 # ------------------------------------------------------------------------- pseudonym keys
