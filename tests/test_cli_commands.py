@@ -191,8 +191,9 @@ def test_keys_delete(cli_home: Path, passphrase_file: Path, tmp_path: Path) -> N
     assert_one_line_error(sx(cli_home, "--no-input", "keys", "delete", "alice"), 2)
     # Declining the prompt deletes nothing either.
     declined = sx(cli_home, "keys", "delete", "alice", stdin="n\n")
-    assert declined.exit_code != 0
+    assert declined.exit_code == 2  # a usage outcome, not "interrupted" (130)
     assert declined.stdout == ""  # the prompt is on stderr
+    assert "identity alice was not deleted: not confirmed" in declined.stderr
     assert sorted(p.name for p in (cli_home / "keys").glob("alice.*")) == alice_files
 
     deleted = ok_json(sx(cli_home, "--json", "keys", "delete", "alice", "--yes"))

@@ -138,7 +138,8 @@ def keys_delete(ctx: Context, name: str, yes: bool) -> None:
     if not yes:
         if ctx.no_input:
             raise UsageError("refusing to delete without --yes when prompts are disabled")
-        click.confirm(f"Delete identity {name} and its private keys?", abort=True, err=True)
+        if not click.confirm(f"Delete identity {name} and its private keys?", err=True):
+            raise UsageError(f"identity {name} was not deleted: not confirmed")
     store.delete_identity(name)
     ctx.emit({"deleted": name}, lambda: click.echo(f"deleted identity {name}"))
 
