@@ -369,6 +369,7 @@ def test_approval_init_to_stdout_and_file_then_fill_sign_check(
     template = printed.stdout
     assert template.startswith("# securexport approval")
     assert 'schema = "securexport.approval/1"' in template
+    assert ok_json(sx(owner, "--json", "approval", "init")) == {"template": template}
 
     path = world.root / "init.toml"
     written = ok_json(sx(owner, "--json", "approval", "init", "-o", str(path)))

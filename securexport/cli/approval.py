@@ -36,7 +36,7 @@ def approval_init(ctx: Context, output: Path | None) -> None:
 
     text = init_approval()
     if output is None:
-        click.echo(text, nl=False)
+        ctx.emit({"template": text}, lambda: click.echo(text, nl=False))
         return
     if output.exists():
         raise FileError(f"{output} exists already")
