@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from securexport import api
 from securexport.cli import cli
+from tests.support import rfc6962
 from tests.support.cli import assert_one_line_error
 from tests.support.world import World
 
@@ -44,62 +45,6 @@ def _run(home: Path, *args: str, passphrase: Path | None = None) -> Result:
 def _ok(result: Result) -> str:
     assert result.exit_code == 0, (result.stdout, result.stderr)
     return result.stdout
-
-
-# ------------------------------------------------------------------ RFC 6962, from the RFC
-
-
-def _leaf_hash(data: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + data).digest()
-
-
-def _node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def _split_point(n: int) -> int:
-    """k: the largest power of two smaller than n (n > 1)."""
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def _mth(leaves: list[bytes]) -> bytes:
-    """MTH(D[n]) of RFC 6962 §2.1, recursively, over the leaf data."""
-    if not leaves:
-        return hashlib.sha256(b"").digest()
-    if len(leaves) == 1:
-        return _leaf_hash(leaves[0])
-    k = _split_point(len(leaves))
-    return _node_hash(_mth(leaves[:k]), _mth(leaves[k:]))
-
-
-def _path(m: int, leaves: list[bytes]) -> list[bytes]:
-    """PATH(m, D[n]) of RFC 6962 §2.1.1 (the sibling nearest the leaf first)."""
-    if len(leaves) == 1:
-        return []
-    k = _split_point(len(leaves))
-    if m < k:
-        return [*_path(m, leaves[:k]), _mth(leaves[k:])]
-    return [*_path(m - k, leaves[k:]), _mth(leaves[:k])]
-
-
-def _root_from_path(leaf: bytes, m: int, n: int, path: list[bytes]) -> bytes | None:
-    """Undo PATH(m, D[n]) from the top: the root the proof implies for ``leaf``, or None."""
-    if not 0 <= m < n:
-        return None
-    if n == 1:
-        return _leaf_hash(leaf) if not path else None
-    if not path:
-        return None
-    *inner, sibling = path
-    k = _split_point(n)
-    if m < k:
-        left = _root_from_path(leaf, m, k, inner)
-        return None if left is None else _node_hash(left, sibling)
-    right = _root_from_path(leaf, m - k, n - k, inner)
-    return None if right is None else _node_hash(sibling, right)
 
 
 # ------------------------------------------------------------------ C2SP signed notes, from the spec
@@ -269,7 +214,7 @@ def test_show_gives_the_entry_and_its_signed_manifest(world: World) -> None:
 
 
 @pytest.mark.parametrize("key", ["3", "99", "not-an-export-id"])
-def test_show_unknown_entry_is_aassert_one_line_error(world: World, key: str) -> None:
+def test_show_unknown_entry_is_a_one_line_error(world: World, key: str) -> None:
     logged = _logged(world)
     line = assert_one_line_error(_run(logged.home, "ledger", "show", key), 5)
     assert "not in the ledger" in line
@@ -285,7 +230,7 @@ def test_show_unknown_entry_is_aassert_one_line_error(world: World, key: str) ->
     ],
     ids=["show-huge-index", "show-superscript-two", "list-huge-start"],
 )
-def test_out_of_range_entry_is_aassert_one_line_error(world: World, args: tuple[str, ...]) -> None:
+def test_out_of_range_entry_is_a_one_line_error(world: World, args: tuple[str, ...]) -> None:
     logged = _logged(world, count=2)
     assert_one_line_error(_run(logged.home, *args), (2, 5))
 
@@ -305,7 +250,7 @@ def test_checkpoint_is_a_c2sp_note_signed_by_the_ledger_key(world: World) -> Non
     assert checkpoint is not None, note
     assert checkpoint.origin == vkey.split("+")[0]
     assert checkpoint.size == 3
-    assert checkpoint.root == _mth(logged.leaves())
+    assert checkpoint.root == rfc6962.mth(logged.leaves())
     report = json.loads(_ok(_run(logged.home, "--json", "ledger", "verify")))
     assert report["root_hash"] == checkpoint.root.hex()
     assert report["origin"] == checkpoint.origin
@@ -324,7 +269,7 @@ def test_checkpoint_is_a_c2sp_note_signed_by_the_ledger_key(world: World) -> Non
     assert newer is not None and newer.size == 4 and newer.root != checkpoint.root
 
 
-def test_checkpoint_of_an_empty_ledger_is_aassert_one_line_error(tmp_path: Path) -> None:
+def test_checkpoint_of_an_empty_ledger_is_a_one_line_error(tmp_path: Path) -> None:
     line = assert_one_line_error(_run(tmp_path / "home", "ledger", "checkpoint"), 5)
     assert "empty" in line
 
@@ -351,20 +296,22 @@ def test_prove_gives_an_inclusion_proof_against_the_checkpoint(world: World) -> 
         proven_index, proof, proof_note = _parse_tlog_proof(human)
         assert proven_index == index
         assert proof_note == note  # against the checkpoint `ledger checkpoint` prints
-        assert proof == _path(index, leaves)  # the RFC's PATH, computed from the bundles
-        assert _root_from_path(leaves[index], index, checkpoint.size, proof) == checkpoint.root
+        assert proof == rfc6962.path(index, leaves)  # the RFC's PATH, computed from the bundles
+        assert (
+            rfc6962.root_from_path(leaves[index], index, checkpoint.size, proof) == checkpoint.root
+        )
         # …and not for another manifest, position, or a shortened proof.
         other = leaves[(index + 1) % len(leaves)]
-        assert _root_from_path(other, index, checkpoint.size, proof) != checkpoint.root
-        assert _root_from_path(leaves[index], index ^ 1, checkpoint.size, proof) != (
+        assert rfc6962.root_from_path(other, index, checkpoint.size, proof) != checkpoint.root
+        assert rfc6962.root_from_path(leaves[index], index ^ 1, checkpoint.size, proof) != (
             checkpoint.root
         )
-        assert _root_from_path(leaves[index], index, checkpoint.size, proof[:-1]) != (
+        assert rfc6962.root_from_path(leaves[index], index, checkpoint.size, proof[:-1]) != (
             checkpoint.root
         )
 
 
-def test_prove_unknown_export_is_aassert_one_line_error(world: World) -> None:
+def test_prove_unknown_export_is_a_one_line_error(world: World) -> None:
     logged = _logged(world, count=2)
     out = logged.world.root / "nothing.tlog"
     assert_one_line_error(_run(logged.home, "ledger", "prove", "no-such-export", "-o", str(out)), 5)
@@ -381,7 +328,7 @@ def test_verify_a_clean_ledger(world: World, tmp_path: Path) -> None:
         "ok": True,
         "origin": world.ledger_vkey.split("+")[0],
         "size": 3,
-        "root_hash": _mth(logged.leaves()).hex(),
+        "root_hash": rfc6962.mth(logged.leaves()).hex(),
         "entries_checked": 3,
         "checkpoints_checked": 3,
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from securexport._crypto import merkle
+from tests.support import rfc6962
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "merkle" / "rfc6962.json").read_text())
 
@@ -20,53 +20,7 @@ def _h(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
-# ---- an independent reference, straight from the RFC 6962 §2.1 recursive definitions ----------
-
-
-def _ref_leaf(d: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + d).digest()
-
-
-def _ref_k(n: int) -> int:
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def ref_mth(d: list[bytes]) -> bytes:
-    """MTH(D[n]) over leaf *data*."""
-    if not d:
-        return hashlib.sha256(b"").digest()
-    if len(d) == 1:
-        return _ref_leaf(d[0])
-    k = _ref_k(len(d))
-    return hashlib.sha256(b"\x01" + ref_mth(d[:k]) + ref_mth(d[k:])).digest()
-
-
-def ref_path(m: int, d: list[bytes]) -> list[bytes]:
-    """PATH(m, D[n])."""
-    if len(d) == 1:
-        return []
-    k = _ref_k(len(d))
-    if m < k:
-        return [*ref_path(m, d[:k]), ref_mth(d[k:])]
-    return [*ref_path(m - k, d[k:]), ref_mth(d[:k])]
-
-
-def ref_subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
-    """SUBPROOF(m, D[n], b)."""
-    if m == len(d):
-        return [] if b else [ref_mth(d)]
-    k = _ref_k(len(d))
-    if m <= k:
-        return [*ref_subproof(m, d[:k], b), ref_mth(d[k:])]
-    return [*ref_subproof(m - k, d[k:], False), ref_mth(d[:k])]
-
-
-def ref_proof(m: int, d: list[bytes]) -> list[bytes]:
-    """PROOF(m, D[n]) for 0 < m < n."""
-    return ref_subproof(m, d, True)
+# ---- the independent reference: tests/support/rfc6962.py -----------------------------------
 
 
 def _data(n: int) -> list[bytes]:
@@ -82,7 +36,9 @@ def test_leaf_and_root_vectors() -> None:
     assert [h.hex() for h in hashes] == VECTORS["leaf_hashes"]
     for size, expected in enumerate(VECTORS["roots"]):
         assert merkle.root(hashes[:size]).hex() == expected
-        assert ref_mth(leaves[:size]).hex() == expected  # the reference agrees with upstream too
+        assert (
+            rfc6962.mth(leaves[:size]).hex() == expected
+        )  # the reference agrees with upstream too
 
 
 def test_compact_range_vectors() -> None:
@@ -145,9 +101,9 @@ def test_inclusion_matches_reference(size_index: tuple[int, int]) -> None:
     data = _data(size)
     hashes = [merkle.leaf_hash(d) for d in data]
     proof = merkle.inclusion_proof(hashes, index, size)
-    assert proof == ref_path(index, data)
+    assert proof == rfc6962.path(index, data)
     root = merkle.root(hashes)
-    assert root == ref_mth(data)
+    assert root == rfc6962.mth(data)
     assert merkle.verify_inclusion(hashes[index], index, size, proof, root)
     # not against the root of a bigger tree, nor for a neighbouring leaf
     bigger = merkle.root([*hashes, merkle.leaf_hash(b"more")])
@@ -165,12 +121,14 @@ def test_consistency_matches_reference(sizes: tuple[int, int]) -> None:
     hashes = [merkle.leaf_hash(d) for d in data]
     tree = merkle.MemoryTree(hashes)
     proof = merkle.consistency_proof(tree, old, new)
-    assert proof == (ref_proof(old, data) if old < new else [])
-    old_root, new_root = ref_mth(data[:old]), ref_mth(data)
+    assert proof == (rfc6962.proof(old, data) if old < new else [])
+    old_root, new_root = rfc6962.mth(data[:old]), rfc6962.mth(data)
     assert merkle.verify_consistency(old, new, old_root, new_root, proof)
     if old < new:
         assert not merkle.verify_consistency(old, new, new_root, old_root, proof)
-        assert not merkle.verify_consistency(old, new, old_root, ref_mth([*data[:-1], b"x"]), proof)
+        assert not merkle.verify_consistency(
+            old, new, old_root, rfc6962.mth([*data[:-1], b"x"]), proof
+        )
 
 
 @settings(max_examples=150, deadline=None)
@@ -216,7 +174,7 @@ def test_compact_range_matches_reference_and_round_trips(leaves: list[bytes]) ->
         if i % 37 == 0:
             compact = merkle.CompactRange.from_bytes(compact.to_bytes())
     assert compact.size == len(leaves)
-    assert compact.root() == ref_mth(leaves)
+    assert compact.root() == rfc6962.mth(leaves)
 
 
 def test_append_reports_every_perfect_subtree_once() -> None:
