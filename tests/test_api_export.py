@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import sqlite3
@@ -254,29 +253,8 @@ def test_no_plaintext_on_disk(world: World, tmp_path: Path) -> None:
     """A unique canary in the source must appear in no file left after the run.  Files that
     exist only during the run (nameless spools, deleted temporaries) are covered by
     tests/test_no_plaintext_written.py, which traces every write."""
-    canary = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
-    with sqlite3.connect(world.db_path) as conn:
-        conn.execute(
-            "UPDATE offenders SET notes = ?, full_name = ? WHERE force_code = 'WMP'",
-            (canary, canary),
-        )
-    columns = (
-        '[[column]]\nname = "notes"\nsource = "notes"\ntransform = "keep"\nrole = "sensitive"\n'
-        '[[column]]\nname = "name"\nsource = "full_name"\ntransform = "keep"\nrole = "sensitive"\n'
-    )
-    approval = world.write_approval(columns=columns, privacy="", pseudonym=False)
-    tmpdir = tmp_path / "tmpdir"
-    tmpdir.mkdir()
-    old = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(tmpdir)
-    try:
-        result = world.export(approval)
-    finally:
-        if old is None:
-            del os.environ["TMPDIR"]
-        else:
-            os.environ["TMPDIR"] = old
-    needle = canary.encode()
+    needle, approval = world.plant_canary()
+    result = world.export(approval)
     for path in list(tmp_path.rglob("*")) + list(Path("/tmp").glob("*")):
         if path.is_file() and path != world.db_path and not path.name.startswith("offenders.db"):
             try:

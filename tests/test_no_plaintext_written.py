@@ -14,11 +14,9 @@ purpose), so the detector is shown to work on this very trace format.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
@@ -95,19 +93,7 @@ def _cli(world: World, env_role: str) -> tuple[list[str], dict[str, str]]:
 
 
 def test_export_writes_no_plaintext_anywhere(world: World, tmp_path: Path) -> None:
-    canary = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:24]
-    with sqlite3.connect(world.db_path) as conn:
-        conn.execute(
-            "UPDATE offenders SET notes = ?, full_name = ? WHERE force_code = 'WMP'",
-            (canary, canary),
-        )
-        planted = conn.execute("SELECT count(*) FROM offenders WHERE notes = ?", (canary,))
-        assert planted.fetchone()[0] > 100
-    columns = (
-        '[[column]]\nname = "notes"\nsource = "notes"\ntransform = "keep"\nrole = "sensitive"\n'
-        '[[column]]\nname = "name"\nsource = "full_name"\ntransform = "keep"\nrole = "sensitive"\n'
-    )
-    approval = world.write_approval(columns=columns, privacy="", pseudonym=False)
+    needle, approval = world.plant_canary()
     scratch = tmp_path / "tmpdir"
     scratch.mkdir()
     out = world.root / "traced.sxb"
@@ -120,7 +106,6 @@ def test_export_writes_no_plaintext_anywhere(world: World, tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert out.exists()
 
-    needle = canary.encode()
     per_file, buffers, created = _writes(trace)
     assert len(buffers) > 50  # the trace really holds the run's writes
     assert any(str(out) in target for target in per_file)  # … including the bundle's

@@ -8,8 +8,11 @@ fast; production key files always use log_n = 18.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -175,6 +178,27 @@ ledger = "{self.ledger_vkey}"
         if sign:
             api.sign_approval(path, "owner", self.owner)
         return path
+
+    def plant_canary(self) -> tuple[bytes, Path]:
+        """A unique value in the names and notes of every WMP row, and a signed approval that
+        exports both as they are: (the canary's bytes, the approval)."""
+        canary = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:24]
+        with sqlite3.connect(self.db_path) as conn:
+            conn.execute(
+                "UPDATE offenders SET notes = ?, full_name = ? WHERE force_code = 'WMP'",
+                (canary, canary),
+            )
+            planted = conn.execute("SELECT count(*) FROM offenders WHERE notes = ?", (canary,))
+            assert planted.fetchone()[0] > 100
+        conn.close()
+        columns = (
+            '[[column]]\nname = "notes"\nsource = "notes"\ntransform = "keep"\n'
+            'role = "sensitive"\n'
+            '[[column]]\nname = "name"\nsource = "full_name"\ntransform = "keep"\n'
+            'role = "sensitive"\n'
+        )
+        approval = self.write_approval(columns=columns, privacy="", pseudonym=False)
+        return canary.encode(), approval
 
     def export(self, approval: Path | None = None, *, out: Path | None = None) -> api.ExportResult:
         self.counter += 1
