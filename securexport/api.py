@@ -36,14 +36,12 @@ from securexport.errors import (
 from securexport.fsutil import (
     atomic_write,
     claim_partial_dir,
-    clear_stale_partial,
-    create_locked_partial,
     fsync_dir,
     fsync_file,
     os_error_message,
     partial_output,
     release_partial_dir,
-    remove_if_same,
+    scratch_partial,
 )
 from securexport.keys import KeyStore
 from securexport.limits import DEFAULT_LIMITS, Limits
@@ -475,7 +473,6 @@ def export(
         PAYLOAD,
         README,
         RECEIPT,
-        PayloadWriter,
         new_payload_password,
         readme_text,
         write_bundle,
@@ -580,25 +577,11 @@ def export(
                         # The bundle's partial is locked first, so a payload partial that is not
                         # locked is a killed run's leftover (clear_stale_partial).
                         payload_path = output.with_name(output.name + ".payload.partial")
-                        clear_stale_partial(payload_path, env.notice)
-                        fd = create_locked_partial(payload_path)
-                        lock_fd = os.dup(fd)  # holds the lock after the writer closes fd
-                        try:
+                        with scratch_partial(payload_path, env.notice) as fd:
                             password = new_payload_password()
-                            ext = "csv" if approval.output_format == "csv" else "jsonl"
-                            entry_name = f"data/{approval.dataset}.{ext}"
-                            with os.fdopen(fd, "w+b") as payload_fh:
-                                writer = PayloadWriter(payload_fh, password)
-                                with writer:
-                                    entry = writer.open_entry(entry_name)
-                                    with _progress(env, read.spooled_rows, "writing") as bar:
-                                        written = pipeline.replay(
-                                            compiled, read, entry, bar, collector=people
-                                        )
-                                    entry.close()
-                                files = writer.close()
-                                payload_fh.flush()
-                                fsync_file(payload_fh.fileno(), payload_path)
+                            files, written = _write_payload(
+                                fd, payload_path, password, approval, compiled, read, env, people
+                            )
                             if written != expected_written:  # a defect, never a user error
                                 raise SecurexportError(
                                     "internal error: the rows written differ from the rows counted; "
@@ -690,9 +673,6 @@ def export(
                                     ],
                                 )
                             crash_point("before-rename")
-                        finally:
-                            remove_if_same(payload_path, lock_fd)
-                            os.close(lock_fd)
                 except BaseException:
                     if committed is not None:
                         with contextlib.suppress(Exception):
@@ -723,6 +703,35 @@ def export(
         ledger_index=receipt.index,
         manifest=manifest,
     )
+
+
+def _write_payload(
+    fd: int,
+    path: Path,
+    password: str,
+    approval: Approval,
+    compiled: Any,
+    read: Any,
+    env: Environment,
+    people: Any,
+) -> tuple[list[Any], int]:
+    """Replay the spooled rows into ``payload.zip`` (one AES-256 entry) on ``fd``, then fsync;
+    return the file records and the number of rows written."""
+    from securexport import pipeline
+    from securexport.bundle import PayloadWriter
+
+    ext = "csv" if approval.output_format == "csv" else "jsonl"
+    with os.fdopen(fd, "w+b") as payload_fh:
+        writer = PayloadWriter(payload_fh, password)
+        with writer:
+            entry = writer.open_entry(f"data/{approval.dataset}.{ext}")
+            with _progress(env, read.spooled_rows, "writing") as bar:
+                written = pipeline.replay(compiled, read, entry, bar, collector=people)
+            entry.close()
+        files = writer.close()
+        payload_fh.flush()
+        fsync_file(payload_fh.fileno(), path)
+    return files, written
 
 
 def _report_missing_bundles(ledger: Any, approval: Approval, env: Environment) -> None:

@@ -178,6 +178,21 @@ def create_locked_partial(partial: Path) -> int:
     return fd
 
 
+@contextlib.contextmanager
+def scratch_partial(path: Path, notice: Callable[[str], None] | None) -> Iterator[int]:
+    """A locked 0600 ``.partial`` file for a run's own intermediate data; yields a read-write
+    fd (the caller may close it: the lock is held on a duplicate).  The file is removed when
+    the block ends, whatever happens; a killed run's leftover is removed first."""
+    clear_stale_partial(path, notice)
+    fd = create_locked_partial(path)
+    lock_fd = os.dup(fd)
+    try:
+        yield fd
+    finally:
+        remove_if_same(path, lock_fd)
+        os.close(lock_fd)
+
+
 def remove_if_same(path: Path, fd: int) -> None:
     """Unlink ``path`` if it still names the file open as ``fd`` (never another run's file)."""
     with contextlib.suppress(OSError):
