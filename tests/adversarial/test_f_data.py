@@ -74,8 +74,14 @@ def round_trip(ctx: Ctx, values: list[str | None], fmt: str = "jsonl") -> list[s
                 obj = json.loads(line)
                 got[obj["id"]] = obj["s"]
     else:
-        with open(data, encoding="utf-8", newline="") as fh:
-            rows = list(csv.reader(fh))
+        # A cell may exceed csv's default 128 KiB field limit: raise it for this read only (the
+        # product raises it when it parses a CSV itself, which depends on the cells it met).
+        limit = csv.field_size_limit(1 << 30)
+        try:
+            with open(data, encoding="utf-8", newline="") as fh:
+                rows = list(csv.reader(fh))
+        finally:
+            csv.field_size_limit(limit)
         assert rows[0] == ["id", "s"]
         got = {int(r[0]): r[1] for r in rows[1:]}
     return [got[i] for i in range(len(values))]
