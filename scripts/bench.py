@@ -218,8 +218,8 @@ def make_setup(root: Path, row_cap: int) -> Setup:
     """Owner, exporter and recipient homes with default (log_n 18) key files; a signed approval."""
     from securexport import api
     from securexport.environment import Environment, Home
-    from securexport.keys import KeyStore
-    from securexport.trust import TrustStore
+    from securexport.home.keystore import KeyStore
+    from securexport.home.truststore import TrustStore
 
     if root.exists():
         shutil.rmtree(root)
@@ -285,9 +285,9 @@ ledger = "{ledger_vkey}"
 '''
     approval = root / "approval.toml"
     approval.write_text(text)
-    api.sign_approval(approval, "owner", envs["owner"])
+    api.sign_approval(envs["owner"], approval, "owner")
     blob = api.export_pseudonym_key(
-        "bench-key", ids["exporter"].age_recipient, approval, envs["owner"]
+        envs["owner"], "bench-key", ids["exporter"].age_recipient, approval
     )
     KeyStore(envs["exporter"]).import_pseudonym_key(blob)
     identity_file = root / "recipient-identity.txt"
@@ -326,7 +326,7 @@ def _child_measured(report: Path, argv: list[str]) -> None:
     import atexit
     import functools
 
-    from securexport.keys import KeyStore
+    from securexport.home.keystore import KeyStore
 
     state = {"unlock_kb": 0}
 
@@ -355,7 +355,7 @@ def _child_measured(report: Path, argv: list[str]) -> None:
 
     # A large export reads in two processes (securexport.parallel): the worker reports its
     # own peak, which is added to this process's data-path peak below.
-    from securexport import parallel
+    from securexport.data import parallel
 
     finish = parallel.ParallelRead.finish
 
@@ -536,9 +536,11 @@ def _child_decrypt_phases(report: Path, argv: list[str]) -> None:
     import functools
 
     started = time.perf_counter()
-    from securexport import api, content, keys
-    from securexport import bundle as bundle_mod
+    from securexport import api
     from securexport._crypto import agefile
+    from securexport.bundle import container as bundle_mod
+    from securexport.bundle import plaintext as content
+    from securexport.home import keystore as keys
 
     spent: dict[str, float] = {}
 

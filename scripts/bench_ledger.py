@@ -39,7 +39,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -54,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from securexport.ledger import Ledger, ledger_verifier_key  # noqa: E402
+from securexport.ledger.log import Ledger, ledger_verifier_key  # noqa: E402
 
 MANIFEST_BYTES = 3000  # a real manifest of the test world is about this size
 RUNS_PER_APPROVAL = 12  # entries n..n+11 are runs 1..12 of one approval (a monthly extract)
@@ -107,18 +106,16 @@ def ledger_target(args: argparse.Namespace) -> Iterator[tuple[Path | str, str]]:
 
 def full_verify(entries: int) -> tuple[list[list[str]], str]:
     """Build a real ledger of ``entries`` exports and time ``register.ledger_verify`` on it."""
-    from securexport import register
     from securexport._crypto import sshsig
-    from securexport._testhooks import SCRYPT_VAR
-    from securexport.bundle import APPROVAL, APPROVAL_SIG
-    from securexport.keys import KeyStore
-    from securexport.ledger import BUNDLE_OUTCOME, WRITER, writer_record
-    from securexport.manifest import canonical_bytes
+    from securexport.api import ledger as register
+    from securexport.bundle.container import APPROVAL, APPROVAL_SIG
+    from securexport.home.keystore import KeyStore
+    from securexport.ledger.log import BUNDLE_OUTCOME, WRITER, writer_record
+    from securexport.policy.manifest import canonical_bytes
     from securexport.synthetic import make_offenders_db
     from tests.support.world import TEST_LOG_N, build_world
 
-    # The test world's cheap key files (as the test suite makes them); only this process.
-    os.environ.setdefault(SCRYPT_VAR, str(TEST_LOG_N))
+    # The test world's cheap key files (its Environments carry TEST_LOG_N).
     with tempfile.TemporaryDirectory(prefix="bench-ledger-full-") as tmp:
         root = Path(tmp)
         print("bench_ledger: full verify: test world and one real export…", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,13 +20,35 @@ import platformdirs
 
 from securexport.errors import FileError, KeyUnavailableError, UsageError
 from securexport.fsutil import ensure_private_dir
+from securexport.limits import DEFAULT_LIMITS
 
 PASSPHRASE_FILE_VAR = "SECUREXPORT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 HOME_VAR = "SECUREXPORT_HOME"
 
 
+# The stages of an export, in the order it reaches them (Environment.on_stage):
+#   after-count           the source is read and counted (rows wait in the encrypted spool)
+#   after-payload         payload.zip is written and fsynced (as <out>.payload.partial)
+#   after-manifest-sign   the manifest is built and signed
+#   ledger-before-commit  inside the ledger's append transaction, before COMMIT
+#   after-ledger-commit   the entry is committed; the bundle is not written yet
+#   before-rename         the bundle is complete as <out>.partial, not yet renamed
+STAGES = (
+    "after-count",
+    "after-payload",
+    "after-manifest-sign",
+    "ledger-before-commit",
+    "after-ledger-commit",
+    "before-rename",
+)
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _no_stage(stage: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -58,6 +81,10 @@ class Home:
     def revocations_dir(self) -> Path:
         return self.path / "revocations"
 
+    def mirror_path(self, origin: str) -> Path:
+        """The owner's witness mirror of the log ``origin``: ``witness/<origin, %-encoded>.db``."""
+        return self.path / "witness" / (urllib.parse.quote(origin, safe="") + ".db")
+
     def ensure(self) -> Home:
         ensure_private_dir(self.path)
         ensure_private_dir(self.keys_dir)
@@ -86,6 +113,12 @@ class Environment:
     prompt: Callable[[str], str] | None = None  # reads a passphrase from the terminal
     keystore: str = "auto"  # auto | keyring | file
     ledger_url: str | None = None  # --ledger: a shared PostgreSQL ledger instead of ledger.db
+    # The scrypt work factor of new key files: age's default, fixed and documented (DESIGN.md
+    # §9).  Only a caller building its own Environment (the test suite) passes a lower one.
+    scrypt_log_n: int = DEFAULT_LIMITS.max_scrypt_log_n
+    # Called with each stage an export passes, in order (STAGES, DESIGN.md §8.3); does nothing
+    # by default.  The crash tests stop the process there, as a power cut would.
+    on_stage: Callable[[str], None] = _no_stage
     _notices: set[str] = field(default_factory=set)
 
     def notice(self, message: str) -> None:
@@ -133,6 +166,7 @@ class Environment:
     def from_os(
         cls, *, home: str | None = None, interactive: bool = True, ledger_url: str | None = None
     ) -> Environment:
+        """The real world: this process's streams, terminal and environment variables."""
         environ = os.environ
         return cls(
             home=Home.resolve(home, environ),

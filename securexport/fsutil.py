@@ -69,6 +69,26 @@ def os_error_message(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def read_limited(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refused (FileError) when missing, a directory or over ``limit``."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise FileError(f"{what} {path} is larger than the limit ({limit} bytes)")
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise FileError(f"{what} {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise FileError(f"{what} {path} is a directory") from exc
+    except OSError as exc:
+        raise FileError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def signature_path(path: Path) -> Path:
+    """Where a file's detached signature lives: ``FILE.sig`` beside it."""
+    return path.with_name(path.name + ".sig")
+
+
 def atomic_write(
     path: Path, data: bytes, *, mode: int = PRIVATE_FILE, overwrite: bool = True
 ) -> None:

@@ -21,6 +21,10 @@ class Limits:
     max_signature_bytes: int = 16 * KiB
     max_receipt_bytes: int = 256 * KiB
     max_key_file_bytes: int = 64 * KiB
+    max_sync_bytes: int = 512 * MiB  # a ledger sync file (the owner's witness reads it whole)
+    max_revocation_bytes: int = 16 * KiB
+    max_trust_file_bytes: int = 1 * MiB  # allowed_signers, trusted_logs
+    max_entity_list_bytes: int = 1 * GiB  # a sealed breach-response entity list, decrypted
     max_expansion_ratio: int = 1000  # uncompressed / compressed size of one payload entry
     max_recipients: int = 64
     max_scrypt_log_n: int = 18  # age's default cost is the ceiling (DESIGN.md §9)

@@ -9,15 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from securexport._testhooks import SCRYPT_VAR
 from securexport.environment import Environment, Home
 from tests.support.pg import postgres_server  # noqa: F401  (session fixture)
 
 # Fast key-file KDF for tests only; production files use the fixed, documented log_n = 18.
+# The suite passes it to every Environment it builds (tests/support/cli.py for the CLI).
 TEST_SCRYPT_LOG_N = 10
-# Key files the product itself creates during tests (keys new, the ledger key): the same cost,
-# through a test-only hook inherited by every CLI subprocess (securexport._testhooks).
-os.environ.setdefault(SCRYPT_VAR, str(TEST_SCRYPT_LOG_N))
 
 
 @pytest.fixture
@@ -53,6 +50,7 @@ def env(home: Home, passphrase_file: Path) -> Environment:
         interactive=False,
         passphrase_file=str(passphrase_file),
         keystore="file",
+        scrypt_log_n=TEST_SCRYPT_LOG_N,
     )
 
 

@@ -36,13 +36,13 @@ def test_export_verify_decrypt_round_trip(world: World) -> None:
     assert result.rows_written > 0
     assert oct(result.bundle.stat().st_mode & 0o777) == "0o600"
 
-    verdict = api.verify(result.bundle, world.owner)
+    verdict = api.verify(world.owner, result.bundle)
     assert verdict.export_id == result.export_id
     assert verdict.rows == result.rows_written
     assert verdict.exporter == "analyst"
 
     out = world.root / "extract"
-    decrypted = api.decrypt(result.bundle, "force", out, world.recipient)
+    decrypted = api.decrypt(world.recipient, result.bundle, "force", out)
     data = out / "data" / "offenders.csv"
     assert decrypted.files == (data,)
     assert oct(data.stat().st_mode & 0o777) == "0o600"
@@ -50,7 +50,7 @@ def test_export_verify_decrypt_round_trip(world: World) -> None:
     assert rows[0] == ["offender", "birth_year", "district", "convictions", "release_quarter"]
     assert len(rows) - 1 == result.rows_written
     # The auditor can open it too.
-    api.decrypt(result.bundle, "audit", world.root / "audit-extract", world.auditor)
+    api.decrypt(world.auditor, result.bundle, "audit", world.root / "audit-extract")
     assert (
         world.root / "audit-extract" / "data" / "offenders.csv"
     ).read_bytes() == data.read_bytes()
@@ -63,8 +63,8 @@ def test_decrypt_counting_k_through_scratch_files_gives_the_same_extract(world: 
     assert result.rows_written > 10
     small = Limits(max_k_pairs_in_memory=3)
     a, b = world.root / "in-memory", world.root / "spilled"
-    api.decrypt(result.bundle, "force", a, world.recipient)
-    got = api.decrypt(result.bundle, "force", b, world.recipient, small)
+    api.decrypt(world.recipient, result.bundle, "force", a)
+    got = api.decrypt(world.recipient, result.bundle, "force", b, small)
     assert got.rows == result.rows_written
     assert (b / "data" / "offenders.csv").read_bytes() == (
         a / "data" / "offenders.csv"
@@ -78,7 +78,7 @@ def test_decrypt_scratch_file_fault_leaves_nothing(
 ) -> None:
     """A disk fault while k is recounted through scratch files: exit 7, no extract, no
     .partial directory, no scratch file."""
-    from securexport import spool
+    from securexport.data import spool
 
     result = world.export()
 
@@ -88,7 +88,7 @@ def test_decrypt_scratch_file_fault_leaves_nothing(
     monkeypatch.setattr(spool.Spool, "append", full)
     out = world.root / "extract"
     with pytest.raises(FileError) as info:
-        api.decrypt(result.bundle, "force", out, world.recipient, Limits(max_k_pairs_in_memory=3))
+        api.decrypt(world.recipient, result.bundle, "force", out, Limits(max_k_pairs_in_memory=3))
     assert info.value.exit_code == 7
     assert not out.exists()
     assert _leftovers(world.root) == [result.bundle.name]
@@ -111,8 +111,8 @@ def test_pseudonyms_are_stable_across_runs_and_never_raw(world: World) -> None:
     a = world.export()
     b = world.export()
     out_a, out_b = world.root / "a", world.root / "b"
-    api.decrypt(a.bundle, "force", out_a, world.recipient)
-    api.decrypt(b.bundle, "force", out_b, world.recipient)
+    api.decrypt(world.recipient, a.bundle, "force", out_a)
+    api.decrypt(world.recipient, b.bundle, "force", out_b)
     rows_a = _rows(out_a / "data" / "offenders.csv")
     rows_b = _rows(out_b / "data" / "offenders.csv")
     assert rows_a == rows_b  # deterministic order and pseudonyms: monthly extracts link
@@ -125,7 +125,7 @@ def test_pseudonyms_are_stable_across_runs_and_never_raw(world: World) -> None:
 def test_plan_reports_without_writing(world: World) -> None:
     approval = world.write_approval()
     before = set(world.root.rglob("*"))
-    report = api.plan(approval, world.source_url, world.owner)
+    report = api.plan(world.owner, approval, world.source_url)
     assert set(world.root.rglob("*")) == before
     assert report.verdict == "ok"
     assert report.matching_rows > 0
@@ -170,7 +170,7 @@ def test_unsigned_and_untrusted_approvals_refused(world: World) -> None:
         world.export(unsigned)
     # Signed by someone who is not a trusted approver (the outsider).
     path = world.write_approval(sign=False)
-    api.sign_approval(path, "stranger", world.outsider)
+    api.sign_approval(world.outsider, path, "stranger")
     with pytest.raises(PolicyError, match="not a trusted approver"):
         world.export(path)
     # Edited after signing.
@@ -214,7 +214,7 @@ def test_wrong_recipient_cannot_decrypt(world: World) -> None:
     result = world.export()
     out = world.root / "nope"
     with pytest.raises(KeyUnavailableError):
-        api.decrypt(result.bundle, "stranger", out, world.outsider)
+        api.decrypt(world.outsider, result.bundle, "stranger", out)
     assert not out.exists()
     assert not (world.root / "nope.partial").exists()
 
@@ -234,9 +234,9 @@ def test_flipped_byte_in_each_member_is_detected(world: World) -> None:
         path = world.root / f"tampered-{info.filename}.sxb"
         path.write_bytes(bytes(tampered))
         with pytest.raises(VerificationError):
-            api.verify(path, world.owner)
+            api.verify(world.owner, path)
         with pytest.raises(VerificationError):
-            api.decrypt(path, "force", world.root / f"out-{info.filename}", world.recipient)
+            api.decrypt(world.recipient, path, "force", world.root / f"out-{info.filename}")
         assert not (world.root / f"out-{info.filename}").exists()
 
 
@@ -246,7 +246,7 @@ def test_decrypt_refuses_non_empty_directory(world: World) -> None:
     out.mkdir()
     (out / "x").write_text("x")
     with pytest.raises(FileError):
-        api.decrypt(result.bundle, "force", out, world.recipient)
+        api.decrypt(world.recipient, result.bundle, "force", out)
 
 
 def test_no_plaintext_on_disk(world: World, tmp_path: Path) -> None:
@@ -263,7 +263,7 @@ def test_no_plaintext_on_disk(world: World, tmp_path: Path) -> None:
                 continue
     # And it is really there once decrypted (so the check above could fail).
     out = world.root / "canary-out"
-    api.decrypt(result.bundle, "force", out, world.recipient)
+    api.decrypt(world.recipient, result.bundle, "force", out)
     assert needle in (out / "data" / "offenders.csv").read_bytes()
 
 
@@ -286,7 +286,7 @@ def test_partials_left_by_a_killed_export_are_removed_with_a_notice(world: World
     for path in stale:
         assert not path.exists()
         assert f"removed {path}, left by an interrupted run" in notices
-    api.verify(out, world.recipient)  # raises unless the bundle is sound
+    api.verify(world.recipient, out)  # raises unless the bundle is sound
 
 
 @pytest.mark.parametrize("name", ["held.sxb.partial", "held.sxb.payload.partial"])
@@ -328,7 +328,7 @@ def test_decrypt_removes_a_killed_decrypts_partial_directory(world: World) -> No
     (partial / fsutil.PARTIAL_DIR_MARKER).touch()
     (partial / "data").mkdir()
     (partial / "data" / "offenders.csv").write_text("plaintext of a killed run")
-    api.decrypt(bundle, "force", out, world.recipient)
+    api.decrypt(world.recipient, bundle, "force", out)
     assert not partial.exists()
     assert not (out / fsutil.PARTIAL_DIR_MARKER).exists()
     assert sorted(p.name for p in out.iterdir()) == ["data"]
@@ -338,7 +338,7 @@ def test_decrypt_removes_a_killed_decrypts_partial_directory(world: World) -> No
     foreign.mkdir(mode=0o700)
     (foreign / "keep.txt").write_text("not securexport's")
     with pytest.raises(FileError, match=r"plain2\.partial exists") as info:
-        api.decrypt(bundle, "force", world.root / "plain2", world.recipient)
+        api.decrypt(world.recipient, bundle, "force", world.root / "plain2")
     assert info.value.exit_code == 7
     assert (foreign / "keep.txt").read_text() == "not securexport's"
     assert not (world.root / "plain2").exists()
@@ -348,7 +348,7 @@ def test_decrypt_removes_a_killed_decrypts_partial_directory(world: World) -> No
     fd = fsutil.claim_partial_dir(live, None)
     try:
         with pytest.raises(FileError, match=r"plain3\.partial exists"):
-            api.decrypt(bundle, "force", world.root / "plain3", world.recipient)
+            api.decrypt(world.recipient, bundle, "force", world.root / "plain3")
         assert (live / fsutil.PARTIAL_DIR_MARKER).exists()
     finally:
         os.close(fd)
@@ -370,10 +370,10 @@ def test_decrypt_verifies_before_touching_a_key(world: World) -> None:
             dst.writestr(info, data)
     locked = dataclasses.replace(world.recipient, passphrase_file=None)
     with pytest.raises(VerificationError) as info:
-        api.decrypt(tampered, "force", world.root / "out", locked)
+        api.decrypt(locked, tampered, "force", world.root / "out")
     assert info.value.exit_code == 5
     with pytest.raises(KeyUnavailableError):  # the same environment really cannot unlock keys
-        api.decrypt(result.bundle, "force", world.root / "out2", locked)
+        api.decrypt(locked, result.bundle, "force", world.root / "out2")
 
 
 def test_cell_beyond_the_decrypt_limit_is_never_exported(world: World) -> None:

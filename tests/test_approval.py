@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from securexport._crypto.sshkey import SshPublicKey
-from securexport.approval import (
+from securexport.errors import ApprovalError, PolicyError
+from securexport.limits import Limits, MiB
+from securexport.policy.approval import (
     FILTER_OPS,
     TRANSFORMS,
     Approval,
@@ -25,8 +27,6 @@ from securexport.approval import (
     approval_template,
     parse_approval,
 )
-from securexport.errors import ApprovalError, PolicyError
-from securexport.limits import Limits, MiB
 
 VECTORS = Path(__file__).parent / "vectors" / "approvals"
 CASES: dict[str, dict[str, object]] = tomllib.loads((VECTORS / "cases.toml").read_text())["cases"]

@@ -12,18 +12,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from securexport import api
 from securexport._crypto import sshsig
-from securexport.breach import ENTITIES, EntityCollector, parse_entity_list
 from securexport.cli import cli
+from securexport.data.entities import ENTITIES, EntityCollector, parse_entity_list
+from securexport.data.transforms import pseudonym_reference
 from securexport.errors import UsageError, VerificationError
-from securexport.keys import KeyStore
-from securexport.ledger import Ledger
-from securexport.manifest import canonical_bytes
-from securexport.transforms import pseudonym_reference
-from securexport.trust import TrustStore
+from securexport.home.keystore import KeyStore
+from securexport.home.truststore import TrustStore
+from securexport.ledger.log import Ledger
+from securexport.policy.manifest import canonical_bytes
+from tests.support.cli import Runner
 from tests.support.world import FIXED_NOW, TEST_LOG_N, World
 
 
@@ -82,7 +82,7 @@ def test_export_seals_the_people_it_wrote(world: World, tmp_path: Path) -> None:
     assert report.named is not None and len(report.named) == records["entities"]
 
     # The named people are exactly those whose pseudonyms are in the decrypted extract.
-    out = api.decrypt(result.bundle, "force", tmp_path / "out", world.recipient)
+    out = api.decrypt(world.recipient, result.bundle, "force", tmp_path / "out")
     with open(out.files[0], newline="", encoding="utf-8") as fh:
         exported = {row["offender"] for row in csv.DictReader(fh)}
     key = KeyStore(world.owner, scrypt_log_n=TEST_LOG_N).pseudonym_key("test-key")
@@ -194,7 +194,7 @@ def test_breach_query_over_a_thousand_exports(world: World, tmp_path: Path) -> N
     assert set(partial.named) == {p for p in union if int(p) < 25_000}
 
     # The CLI renders the same answer as one JSON document.
-    runner = CliRunner()
+    runner = Runner()
     env = {
         "SECUREXPORT_KEYSTORE": "file",
         "SECUREXPORT_PASSPHRASE_FILE": world.owner.passphrase_file or "",
@@ -235,8 +235,8 @@ def test_breach_query_over_a_thousand_exports(world: World, tmp_path: Path) -> N
 
 
 def test_owner_table_is_parsed_strictly(world: World) -> None:
-    from securexport.approval import parse_approval
     from securexport.errors import ApprovalError
+    from securexport.policy.approval import parse_approval
 
     age = world.ids["owner"].age_recipient
     ok = world.approval_text(extra=f'\n[owner]\nname = "owner"\nage = "{age}"\n')

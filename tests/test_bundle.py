@@ -27,7 +27,7 @@ import pyzipper
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from securexport.bundle import (
+from securexport.bundle.container import (
     APPROVAL,
     APPROVAL_SIG,
     COSIGNATURE,
@@ -50,9 +50,9 @@ from securexport.bundle import (
     readme_text,
     write_bundle,
 )
+from securexport.bundle.zipcheck import METHOD_AES, ZipStructureError
 from securexport.errors import FileError, SecurexportError, VerificationError
 from securexport.limits import Limits
-from securexport.zipcheck import METHOD_AES, ZipStructureError
 from tests.test_zipcheck import E, aes_entry, build
 
 PASSWORD = "r3Xn0q-Vd8c1bKkB3k3m2bq9yQ6wJ6e5wzQ2b0YH3gA"  # 43 base64url characters
@@ -299,7 +299,7 @@ ENOSPC_SCRIPT = textwrap.dedent(
     """
     import json, os, resource, signal, sys
     from pathlib import Path
-    from securexport.bundle import PayloadWriter
+    from securexport.bundle.container import PayloadWriter
     from securexport.errors import FileError
     from securexport.fsutil import partial_output
 

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 
-from securexport._testhooks import SCRYPT_VAR
 from securexport.cli import cli
-from securexport.keys import KeyStore
-from tests.support.cli import assert_one_line_error, error_lines
+from securexport.home.keystore import KeyStore
+from tests.support.cli import CLI_PROCESS, SCRYPT_VAR, Runner, assert_one_line_error, error_lines
 from tests.support.world import TEST_LOG_N, World
 
 
@@ -25,7 +23,7 @@ def run(world_or_none: World | None, home: Path | None, *args: str, passphrase: 
         "SECUREXPORT_PASSPHRASE_FILE": str(passphrase) if passphrase else "",
     }
     argv = (["--home", str(home)] if home else []) + list(args)
-    return CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
+    return Runner().invoke(cli, argv, env=env, catch_exceptions=False)
 
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
@@ -37,19 +35,19 @@ def _walk(group: click.Group, prefix: tuple[str, ...] = ()):  # type: ignore[no-
 
 
 def test_version_and_help() -> None:
-    result = CliRunner().invoke(cli, ["--version"])
+    result = Runner().invoke(cli, ["--version"])
     assert result.exit_code == 0 and "0.1.0" in result.stdout
 
 
 @pytest.mark.parametrize("path", [p for p, _ in _walk(cli)], ids=lambda p: " ".join(p))
 def test_every_command_has_help(path: tuple[str, ...]) -> None:
-    result = CliRunner().invoke(cli, [*path, "--help"])
+    result = Runner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0
     assert result.stdout.strip()
 
 
 def test_usage_error_exit_2() -> None:
-    result = CliRunner().invoke(cli, ["no-such-command"])
+    result = Runner().invoke(cli, ["no-such-command"])
     assert_one_line_error(result, 2)
 
 
@@ -242,11 +240,11 @@ def test_start_up_imports_only_what_the_command_needs() -> None:
     uses them; the re-exported recipes still resolve."""
     code = (
         "import sys, securexport.api as api\n"
-        "heavy = ['pyzipper', 'sqlalchemy', 'securexport.bundle', 'securexport.witness',\n"
-        "         'securexport.ledger', 'securexport.breach', 'securexport.content']\n"
+        "heavy = ['pyzipper', 'sqlalchemy', 'securexport.bundle', 'securexport.ledger',\n"
+        "         'securexport.data', 'securexport.home', 'securexport.api.exporting']\n"
         "print([m for m in heavy if m in sys.modules])\n"
-        "assert api.ledger_verify.__module__ == 'securexport.register'\n"
-        "assert api.witness.__module__ == 'securexport.witness'\n"
+        "assert api.ledger_verify.__module__ == 'securexport.api.ledger'\n"
+        "assert api.witness.__module__ == 'securexport.api.witnessing'\n"
         "for name in api.__all__: getattr(api, name)  # every public name resolves\n"
         "try:\n"
         "    api.no_such_recipe\n"
@@ -270,7 +268,7 @@ def test_progress_bars_on_a_terminal(
     monkeypatch.setenv("SECUREXPORT_KEYSTORE", "file")
     monkeypatch.setenv("COLUMNS", "100")
     out = world.root / "tty.sxb"
-    argv = [sys.executable, "-m", "securexport", "--home", str(world.exporter.home.path)]
+    argv = [*CLI_PROCESS, "--home", str(world.exporter.home.path)]
     argv += ["export", str(world.write_approval()), "--source", world.source_url]
     code, transcript = run_with_tty([*argv, "--as", "analyst", "-o", str(out)], b"", timeout=120)
     text = transcript.decode("utf-8", "replace")

@@ -23,14 +23,13 @@ from typing import Any
 
 import pyrage
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from securexport import api
-from securexport._testhooks import SCRYPT_VAR
 from securexport.cli import cli
 from securexport.environment import Environment, Home
-from securexport.keys import KeyStore
-from tests.support.cli import assert_one_line_error, error_lines
+from securexport.home.keystore import KeyStore
+from tests.support.cli import SCRYPT_VAR, Runner, assert_one_line_error, error_lines
 from tests.support.world import TEST_LOG_N, World
 
 SIG_ARMOR = b"-----BEGIN SSH SIGNATURE-----\n"
@@ -49,7 +48,7 @@ def sx(
         "SECUREXPORT_HOME": "",
     }
     argv = (["--home", str(home)] if home else []) + list(args)
-    return CliRunner().invoke(cli, argv, env=env, input=stdin, catch_exceptions=False)
+    return Runner().invoke(cli, argv, env=env, input=stdin, catch_exceptions=False)
 
 
 def ok_json(result: Result) -> Any:
@@ -699,12 +698,12 @@ def test_pseudonym_key_export_refuses_an_approval_that_does_not_use_the_key(
     )
     assert_one_line_error(_pk_export(world, uses_other, to, out, key_id="other-key"), 3)
     _nothing_written(out)
-    api.sign_approval(uses_other, "analyst", world.exporter)  # the exporter signs for itself
+    api.sign_approval(world.exporter, uses_other, "analyst")  # the exporter signs for itself
     assert "not a trusted approver" in assert_one_line_error(
         _pk_export(world, uses_other, to, out, key_id="other-key"), 3
     )
     _nothing_written(out)
-    api.sign_approval(uses_other, "owner", world.owner)
+    api.sign_approval(world.owner, uses_other, "owner")
     uses_other.write_text(uses_other.read_text().replace("row_cap  = 100000", "row_cap  = 100001"))
     assert_one_line_error(_pk_export(world, uses_other, to, out, key_id="other-key"), 3)
     _nothing_written(out)

@@ -36,7 +36,7 @@ def _exporter(world: World, approval: Path, worker: int, count: int, queue: Any)
         for i in range(count):
             out = world.root / f"w{worker}-{i}.sxb"
             try:
-                result = api.export(approval, world.source_url, "analyst", out, world.exporter)
+                result = api.export(world.exporter, approval, world.source_url, "analyst", out)
                 outcomes.append(("ok", (str(result.bundle), result.run, result.ledger_index)))
             except PolicyError as exc:
                 outcomes.append(("refused", (exc.exit_code, str(exc), out.exists())))
@@ -84,7 +84,7 @@ def _check_ledger_and_bundles(world: World, oks: list[tuple[str, int, int]]) -> 
     assert report["missing_bundles"] == []
     # Receipts made under contention still prove inclusion, offline (a sample: each costs ~0.1 s).
     for bundle, _run, index in oks[:: max(1, n // 8)]:
-        assert api.verify(Path(bundle), world.recipient).ledger_index == index
+        assert api.verify(world.recipient, Path(bundle)).ledger_index == index
 
 
 def test_8_processes_25_real_exports_each_on_sqlite(world: World) -> None:
@@ -121,7 +121,7 @@ def test_8_processes_25_real_exports_each_on_postgres(world: World, postgres_ser
 
 def test_a_lost_run_race_is_re_signed_not_refused(world: World, monkeypatch: Any) -> None:
     """Deterministic version of the race: another export commits run 1 while ours reads."""
-    from securexport import policy
+    from securexport.policy import authorise as policy
 
     approval = world.write_approval(max_runs=None)
     real_next_run = policy.next_run
@@ -132,6 +132,6 @@ def test_a_lost_run_race_is_re_signed_not_refused(world: World, monkeypatch: Any
     assert result.run == 2
     manifest = api.inspect(result.bundle)
     assert manifest["approval"]["run"] == 2  # the signed manifest, re-made for run 2
-    api.verify(result.bundle, world.recipient)  # its signature and receipt hold
+    api.verify(world.recipient, result.bundle)  # its signature and receipt hold
     assert [e["run"] for e in api.ledger_entries(world.exporter)] == [1, 2]
     assert api.ledger_verify(world.exporter)["entries_checked"] == 2

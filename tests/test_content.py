@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from securexport import content
-from securexport.approval import Approval, Column, Privacy
+from securexport.bundle import plaintext as content
+from securexport.data.transforms import cell_alphabet, cell_validator
 from securexport.errors import VerificationError
 from securexport.limits import Limits
-from securexport.transforms import cell_alphabet, cell_validator
+from securexport.policy.approval import Approval, Column, Privacy
 
 PSEUDONYM = Column("offender", "offender_id", "pseudonym")
 COLUMNS = (
@@ -379,7 +379,7 @@ def test_k_through_scratch_files_with_predictable_hashing(tmp_path: Path) -> Non
     code = (
         "import sys; from pathlib import Path\n"
         "from tests.test_content import test_k_through_scratch_files_is_exact_and_leaves_nothing as t\n"
-        "from securexport import content\n"
+        "from securexport.bundle import plaintext as content\n"
         "assert not sys.flags.hash_randomization\n"
         "pairs = content._DistinctPairs(10, 1, Path(sys.argv[1]))\n"
         "assert len(pairs._salt) == 16\n"

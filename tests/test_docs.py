@@ -18,7 +18,7 @@ import pytest
 
 from securexport import api
 from securexport.cli import cli
-from securexport.keys import KeyStore
+from securexport.home.keystore import KeyStore
 from tests.support.world import TEST_LOG_N, World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,7 +197,7 @@ def test_standard_tools_procedure_opens_a_real_bundle(world: World, tmp_path: Pa
 
     # What 7z extracted is byte for byte what securexport decrypt writes.
     ours = tmp_path / "ours"
-    api.decrypt(result.bundle, "force", ours, world.recipient)
+    api.decrypt(world.recipient, result.bundle, "force", ours)
     extracted = work / "data" / "offenders.csv"
     assert extracted.read_bytes() == (ours / "data" / "offenders.csv").read_bytes()
     assert extracted.read_bytes().startswith(b"offender,birth_year,district,convictions,")

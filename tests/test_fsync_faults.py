@@ -53,7 +53,7 @@ def test_an_fsync_error_anywhere_in_an_export_is_exit_7_and_leaves_nothing(
     n = _count_fsyncs(
         monkeypatch,
         lambda: api.export(
-            approval, world.source_url, "analyst", world.root / "ok.sxb", world.exporter
+            world.exporter, approval, world.source_url, "analyst", world.root / "ok.sxb"
         ),
     )
     assert n >= 3  # the payload, the bundle, the directory after the rename
@@ -62,7 +62,7 @@ def test_an_fsync_error_anywhere_in_an_export_is_exit_7_and_leaves_nothing(
         before = len(api.ledger_entries(world.exporter))
         _fsync_failing_at(monkeypatch, k)
         with pytest.raises(FileError) as info:
-            api.export(approval, world.source_url, "analyst", out, world.exporter)
+            api.export(world.exporter, approval, world.source_url, "analyst", out)
         monkeypatch.undo()
         assert info.value.exit_code == 7
         message = str(info.value)
@@ -85,14 +85,14 @@ def test_an_fsync_error_anywhere_in_a_decrypt_is_exit_7_and_leaves_nothing(
 ) -> None:
     bundle = world.export().bundle
     n = _count_fsyncs(
-        monkeypatch, lambda: api.decrypt(bundle, "force", world.root / "ok", world.recipient)
+        monkeypatch, lambda: api.decrypt(world.recipient, bundle, "force", world.root / "ok")
     )
     assert n >= 2  # each plaintext file, the directory after the rename
     for k in range(n):
         out = world.root / f"plain-{k}"
         _fsync_failing_at(monkeypatch, k)
         with pytest.raises(FileError) as info:
-            api.decrypt(bundle, "force", out, world.recipient)
+            api.decrypt(world.recipient, bundle, "force", out)
         monkeypatch.undo()
         assert info.value.exit_code == 7
         assert "Input/output error" in str(info.value)

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from securexport import api
+from securexport.bundle.zipcheck import ZipStructureError, inspect_zip
 from securexport.errors import SecurexportError
-from securexport.zipcheck import ZipStructureError, inspect_zip
 from tests.support.world import World
 
 TESTDATA = sorted(glob.glob("/usr/share/go-*/src/archive/zip/testdata"))
@@ -73,8 +73,8 @@ def test_every_go_archive_is_refused_as_a_bundle(world: World, tmp_path: Path) -
         bundle.write_bytes(data)
         out = tmp_path / f"out-{name}"
         for call in (
-            lambda b=bundle: api.verify(b, world.recipient),
-            lambda b=bundle, o=out: api.decrypt(b, "force", o, world.recipient),
+            lambda b=bundle: api.verify(world.recipient, b),
+            lambda b=bundle, o=out: api.decrypt(world.recipient, b, "force", o),
         ):
             with pytest.raises(SecurexportError) as info:
                 call()
@@ -96,8 +96,8 @@ def test_every_go_archive_is_refused_as_a_signed_payload(world: World, tmp_path:
         bundle = ctx.forge_payload(data)
         out = tmp_path / f"signed-{name}"
         for call in (
-            lambda b=bundle: api.verify(b, world.recipient),
-            lambda b=bundle, o=out: api.decrypt(b, "force", o, world.recipient),
+            lambda b=bundle: api.verify(world.recipient, b),
+            lambda b=bundle, o=out: api.decrypt(world.recipient, b, "force", o),
         ):
             started = time.monotonic()
             with pytest.raises(SecurexportError) as info:

@@ -14,11 +14,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from securexport import ledger as ledger_mod
 from securexport._crypto import merkle
 from securexport._crypto.note import Checkpoint, sign_note
 from securexport.errors import KeyUnavailableError, PolicyError, VerificationError
-from securexport.ledger import (
+from securexport.ledger import log as ledger_mod
+from securexport.ledger.log import (
     Entry,
     Ledger,
     LedgerVerificationError,
@@ -551,12 +551,12 @@ def _open_origin(path: str) -> str:
 
 
 def test_bundle_state_of_each_outcome_and_writer() -> None:
-    """How `ledger list` tells an orphan from a live export (securexport.ledger._bundle_state)."""
+    """How `ledger list` tells an orphan from a live export (securexport.ledger.log._bundle_state)."""
     import json as _json
     import os as _os
     import socket
 
-    from securexport.ledger import _boot_id, _bundle_state, _start_time, writer_record
+    from securexport.ledger.log import _boot_id, _bundle_state, _start_time, writer_record
 
     me = writer_record()
     assert _json.loads(me)["pid"] == _os.getpid()

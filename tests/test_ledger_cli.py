@@ -13,7 +13,6 @@ import hashlib
 import json
 import sqlite3
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +20,14 @@ from typing import Any
 
 import pytest
 import rfc8785
-from click.testing import CliRunner, Result
+from click.testing import Result
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from securexport import api
 from securexport.cli import cli
 from tests.support import rfc6962
-from tests.support.cli import assert_one_line_error
+from tests.support.cli import CLI_PROCESS, Runner, assert_one_line_error
 from tests.support.world import World
 
 # ------------------------------------------------------------------ running the command line
@@ -39,7 +38,7 @@ def _run(home: Path, *args: str, passphrase: Path | None = None) -> Result:
         "SECUREXPORT_KEYSTORE": "file",
         "SECUREXPORT_PASSPHRASE_FILE": str(passphrase) if passphrase else "",
     }
-    return CliRunner().invoke(cli, ["--home", str(home), *args], env=env, catch_exceptions=False)
+    return Runner().invoke(cli, ["--home", str(home), *args], env=env, catch_exceptions=False)
 
 
 def _ok(result: Result) -> str:
@@ -345,7 +344,7 @@ def test_verify_a_clean_ledger(world: World, tmp_path: Path) -> None:
 
 def _raw(db: Path) -> sqlite3.Connection:
     """The ledger file opened as its owner could: the append-only triggers dropped."""
-    from securexport.ledger import _APPEND_ONLY
+    from securexport.ledger.log import _APPEND_ONLY
 
     conn = sqlite3.connect(db, isolation_level=None)
     for table in _APPEND_ONLY:
@@ -423,7 +422,7 @@ def test_verify_a_tampered_ledger_exits_5_naming_the_first_bad_entry(
 
 def test_verify_exit_code_from_a_real_process(world: World) -> None:
     logged = _logged(world)
-    command = [sys.executable, "-m", "securexport", "--home", str(logged.home), "ledger", "verify"]
+    command = [*CLI_PROCESS, "--home", str(logged.home), "ledger", "verify"]
     clean = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert clean.returncode == 0, clean.stderr
     assert clean.stdout.startswith("ledger OK: 3 entries")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ from typing import Any
 import pytest
 
 from securexport import api
-from securexport._testhooks import CRASH_VAR, SCRYPT_VAR, STAGES
+from securexport.environment import STAGES
 from securexport.errors import SecurexportError
+from tests.support.cli import CLI_PROCESS, CRASH_VAR, SCRYPT_VAR
 
 BEFORE_COMMIT = ("after-count", "after-payload", "after-manifest-sign", "ledger-before-commit")
 AFTER_COMMIT = ("after-ledger-commit", "before-rename")
@@ -49,7 +49,7 @@ def cli(
     env["SECUREXPORT_PASSPHRASE_FILE"] = str(world.exporter.passphrase_file)
     if crash is not None:
         env[CRASH_VAR] = crash
-    argv = [sys.executable, "-m", "securexport", "--home", str(world.exporter.home.path)]
+    argv = [*CLI_PROCESS, "--home", str(world.exporter.home.path)]
     if ledger_url is not None:
         argv += ["--ledger", ledger_url]
     argv += list(args)
@@ -127,7 +127,7 @@ def crash_and_recover(world: Any, stage: str, ledger_url: str | None = None) -> 
     orphan_warning = "run 1 of approval " in done.stderr and "has no bundle" in done.stderr
     assert orphan_warning == committed, done.stderr
     assert leftovers(out) == ["out.sxb"]
-    verdict = api.verify(out, world.recipient)
+    verdict = api.verify(world.recipient, out)
     # A run that died after logging used its run: the orphan entry stays, the retry is next.
     assert verdict.ledger_index == (1 if committed else 0)
     assert api.inspect(out)["approval"]["run"] == (2 if committed else 1)

@@ -20,14 +20,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securexport import api
 from securexport._crypto import merkle
 from securexport.errors import FileError, PolicyError, UsageError
-from securexport.ledger import (
+from securexport.home.config import ledger_url as ledger_target
+from securexport.ledger.log import (
     Ledger,
     LedgerVerificationError,
     ledger_verifier_key,
     open_ledger,
     verify_receipt,
 )
-from securexport.register import ledger_target
 from tests.support.pg import PgServer
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -337,7 +337,7 @@ def test_export_logs_to_the_team_ledger(world, pg_url: str) -> None:  # type: ig
     # The team ledger has an origin of its own: the approval names its verifier key.
     world.ledger_vkey = api.ledger_verifier_key(world.exporter)
     result = world.export()
-    verdict = api.verify(result.bundle, world.recipient)
+    verdict = api.verify(world.recipient, result.bundle)
     assert verdict.ledger_index == 0 and verdict.ledger_size == 1
     with Ledger.open(world.exporter.home.ledger_path) as local:
         assert local.size() == 0  # nothing went to the home's ledger.db

@@ -18,13 +18,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from securexport._testhooks import SCRYPT_VAR
+from tests.support.cli import CLI_PROCESS, SCRYPT_VAR
 from tests.support.world import World
 
 WRITE_CALLS = "write,pwrite64,writev,pwritev,pwritev2,sendfile,sendmsg,sendto,copy_file_range"
@@ -89,7 +88,7 @@ def _cli(world: World, env_role: str) -> tuple[list[str], dict[str, str]]:
     }
     env["SECUREXPORT_KEYSTORE"] = "file"
     env["SECUREXPORT_PASSPHRASE_FILE"] = str(getattr(world, env_role).passphrase_file)
-    return [sys.executable, "-m", "securexport", "--home", str(home)], env
+    return [*CLI_PROCESS, "--home", str(home)], env
 
 
 def test_export_writes_no_plaintext_anywhere(world: World, tmp_path: Path) -> None:

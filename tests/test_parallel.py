@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from securexport import api, parallel
+from securexport import api
+from securexport.data import parallel
 from securexport.errors import PolicyError
 from tests.support.world import World
 
@@ -22,7 +23,7 @@ ONE, TWO = 10**12, 1
 
 def _decrypt(world: World, bundle: Path) -> bytes:
     out = bundle.with_suffix(".out")
-    api.decrypt(bundle, "force", out, world.recipient)
+    api.decrypt(world.recipient, bundle, "force", out)
     (data,) = (out / "data").iterdir()
     return data.read_bytes()
 
@@ -33,7 +34,7 @@ def _export(
     world.counter += 1
     out = world.root / f"bundle-{world.counter}.sxb"
     result = api.export(
-        approval, url or world.source_url, "analyst", out, world.exporter,
+        world.exporter, approval, url or world.source_url, "analyst", out,
         parallel_min_rows=processes,
     )  # fmt: skip
     return result, _decrypt(world, out)
@@ -136,8 +137,8 @@ def test_null_entities_keep_their_place(world: World, forks: list[int]) -> None:
     assert split.manifest["records"] == serial.manifest["records"]
     first_rows = serial_plain.split(b"\r\n")[1:4]
     assert all(row.startswith(b",") for row in first_rows)  # NULL pseudonym: empty, first
-    report_one = api.plan(approval, url, world.owner, parallel_min_rows=ONE)
-    report_two = api.plan(approval, url, world.owner, parallel_min_rows=TWO)
+    report_one = api.plan(world.owner, approval, url, parallel_min_rows=ONE)
+    report_two = api.plan(world.owner, approval, url, parallel_min_rows=TWO)
     assert report_one == report_two
     assert report_two.written_rows == serial.rows_written
 
@@ -185,7 +186,7 @@ def test_spools_hold_no_plaintext(
     replayed: a canary from the source is in none of them, yet in the decrypted payload."""
     import hashlib
 
-    from securexport.spool import Spool
+    from securexport.data.spool import Spool
 
     canary = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
     with sqlite3.connect(world.db_path) as conn:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from securexport import pipeline
-from securexport.privacy import ClassCounter, EntityRunCounter
+from securexport.data import pipeline
+from securexport.data.privacy import ClassCounter, EntityRunCounter
 
 
 @settings(max_examples=300, deadline=None)
@@ -115,7 +115,7 @@ def test_int_memo_only_for_batches_of_exact_ints() -> None:
 
 
 def test_postcode_written_form_fast_path_matches_the_normalised_path() -> None:
-    from securexport import transforms
+    from securexport.data import transforms
 
     rng = random.Random(7)
     checked = 0

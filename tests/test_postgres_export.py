@@ -21,11 +21,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from securexport import api, pipeline
+from securexport import api
+from securexport.data import pipeline
+from securexport.data.transforms import pseudonym_reference
 from securexport.errors import PolicyError
-from securexport.keys import KeyStore
+from securexport.home.keystore import KeyStore
 from securexport.synthetic import load_into_postgres
-from securexport.transforms import pseudonym_reference
 from tests.support.pg import PgServer
 from tests.support.world import TEST_LOG_N, World
 
@@ -38,7 +39,7 @@ GOLDEN = Path(__file__).resolve().parent / "vectors" / "golden"
 
 def _decrypt(world: World, bundle: Path) -> bytes:
     out = bundle.with_suffix(".out")
-    api.decrypt(bundle, "force", out, world.recipient)
+    api.decrypt(world.recipient, bundle, "force", out)
     (data,) = (out / "data").iterdir()
     return data.read_bytes()
 
@@ -53,7 +54,7 @@ def _export(
     world.counter += 1
     out = world.root / f"bundle-{world.counter}.sxb"
     result = api.export(
-        approval, url, "analyst", out, world.exporter, parallel_min_rows=parallel_min_rows
+        world.exporter, approval, url, "analyst", out, parallel_min_rows=parallel_min_rows
     )
     return result, _decrypt(world, out)
 
@@ -121,7 +122,7 @@ def test_sqlite_and_postgresql_exports_are_identical(
     if variant == "default":
         assert lite.manifest["records"]["class_sizes"] == pg.manifest["records"]["class_sizes"]
     # plan agrees with both exports
-    report = api.plan(approval, pg_url, world.owner)
+    report = api.plan(world.owner, approval, pg_url)
     assert (report.matching_rows, report.written_rows) == (lite.matching_rows, lite.rows_written)
 
 
@@ -363,11 +364,11 @@ def test_golden_invalid_value_errors_name_row_and_column_on_both(
         with pytest.raises(PolicyError) as info:
             world.counter += 1
             api.export(
+                world.exporter,
                 approval,
                 url,
                 "analyst",
                 world.root / f"e{world.counter}.sxb",
-                world.exporter,
                 parallel_min_rows=processes,
             )
         messages.append(info.value.message)
@@ -440,7 +441,7 @@ def test_no_shared_snapshot_means_one_process(
 ) -> None:
     """A hot standby cannot export its snapshot (share() gives None): the read stays in one
     process rather than let a worker read other data."""
-    from securexport.source import Snapshot
+    from securexport.data.source import Snapshot
 
     _, pg_url = _pg_copy(postgres_server, world.db_path)
     approval = world.write_approval(filters="")

@@ -12,9 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycanon import anonymity  # type: ignore[import-untyped]
 
-from securexport.approval import Privacy
-from securexport.errors import PolicyError
-from securexport.privacy import (
+from securexport.data.privacy import (
     ClassCounter,
     EntityRunCounter,
     PrivacyOutcome,
@@ -24,6 +22,8 @@ from securexport.privacy import (
     is_suppressed,
     recompute_k,
 )
+from securexport.errors import PolicyError
+from securexport.policy.approval import Privacy
 
 
 def counter_of(rows: Iterable[tuple[tuple[object, ...], object]]) -> ClassCounter:

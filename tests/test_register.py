@@ -11,16 +11,17 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from securexport import api, manifest
+from securexport import api
 from securexport._crypto import sshsig
-from securexport.bundle import APPROVAL, APPROVAL_SIG
+from securexport.bundle.container import APPROVAL, APPROVAL_SIG
 from securexport.cli import cli
 from securexport.errors import VerificationError
-from securexport.keys import KeyStore
-from securexport.ledger import Ledger, LedgerVerificationError
-from securexport.trust import TrustStore
+from securexport.home.keystore import KeyStore
+from securexport.home.truststore import TrustStore
+from securexport.ledger.log import Ledger, LedgerVerificationError
+from securexport.policy import manifest
+from tests.support.cli import Runner
 from tests.support.world import FIXED_NOW, TEST_LOG_N, World
 
 
@@ -107,7 +108,7 @@ def test_export_outside_its_approval_is_reported(world: World, mutate: object, n
 
 def _raw_ledger(world: World) -> sqlite3.Connection:
     """The exporter's ledger.db opened as its owner could: the append-only triggers dropped."""
-    from securexport.ledger import _APPEND_ONLY
+    from securexport.ledger.log import _APPEND_ONLY
 
     conn = sqlite3.connect(world.exporter.home.ledger_path, isolation_level=None)
     for table in _APPEND_ONLY:
@@ -124,7 +125,7 @@ def _assert_verify_fails_at(world: World, index: int, needle: str) -> str:
     assert isinstance(info.value, LedgerVerificationError) and info.value.index == index, message
     assert f"entry {index}:" in message
     assert needle in message, message
-    result = CliRunner().invoke(
+    result = Runner().invoke(
         cli,
         ["--home", str(world.exporter.home.path), "ledger", "verify"],
         env={"SECUREXPORT_KEYSTORE": "file", "SECUREXPORT_PASSPHRASE_FILE": ""},
@@ -448,7 +449,7 @@ def test_verify_holds_the_ledger_key_to_a_trusted_copy(world: World) -> None:
     records itself ("pinned"); with one, a ledger re-keyed wholesale fails (exit 5)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from securexport.ledger import ledger_verifier_key
+    from securexport.ledger.log import ledger_verifier_key
 
     world.export()
     assert api.ledger_verify(world.exporter)["checkpoint_key"] == "pinned"

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 import rfc8785
-from click.testing import CliRunner
 
 from securexport import api
 from securexport._crypto import sshsig
 from securexport.cli import cli
 from securexport.errors import PolicyError, UsageError, VerificationError
-from securexport.keys import KeyStore
-from securexport.revocation import SCHEMA, make_revocation, parse_revocation
-from securexport.trust import TrustStore
+from securexport.home.keystore import KeyStore
+from securexport.home.truststore import TrustStore
+from securexport.policy.revocation import SCHEMA, make_revocation, parse_revocation
+from tests.support.cli import Runner
 from tests.support.world import FIXED_NOW, TEST_LOG_N, World
 
 # ------------------------------------------------------------------ the document
@@ -69,19 +69,19 @@ def _revoke(world: World, kind: str, target: str, *, signer: str = "owner") -> P
     world.counter += 1
     path = world.root / f"revocation-{world.counter}.json"
     env = world.owner if signer == "owner" else world.outsider
-    api.revoke(kind, target, signer, path, env, reason="test")
+    api.revoke(env, kind, target, signer, path, reason="test")
     return path
 
 
 def _import_everywhere(world: World, path: Path) -> None:
     for env in (world.exporter, world.recipient, world.owner):
-        api.import_revocation(path, env)
+        api.import_revocation(env, path)
 
 
 def test_import_requires_a_trusted_approver(world: World) -> None:
     path = _revoke(world, "approval", "APR-2026-0042", signer="stranger")
     with pytest.raises(VerificationError, match="not a trusted approver"):
-        api.import_revocation(path, world.exporter)
+        api.import_revocation(world.exporter, path)
     assert api.list_revocations(world.exporter) == []
 
 
@@ -89,7 +89,7 @@ def test_import_refuses_a_tampered_revocation(world: World) -> None:
     path = _revoke(world, "approval", "APR-2026-0042")
     path.write_bytes(path.read_bytes().replace(b"APR-2026-0042", b"APR-2026-0043"))
     with pytest.raises(VerificationError):
-        api.import_revocation(path, world.exporter)
+        api.import_revocation(world.exporter, path)
 
 
 def test_import_refuses_an_approval_signature(world: World) -> None:
@@ -100,24 +100,24 @@ def test_import_refuses_an_approval_signature(world: World) -> None:
     key = KeyStore(world.owner, scrypt_log_n=TEST_LOG_N).signing_key("owner")
     (world.root / "cross.json.sig").write_bytes(sshsig.sign(key, raw, sshsig.NAMESPACE_APPROVAL))
     with pytest.raises(VerificationError):
-        api.import_revocation(path, world.exporter)
+        api.import_revocation(world.exporter, path)
 
 
 def test_import_is_idempotent_and_listed(world: World) -> None:
     path = _revoke(world, "approval", "APR-2026-0042")
-    assert api.import_revocation(path, world.exporter)[2] is True
-    assert api.import_revocation(path, world.exporter)[2] is False
+    assert api.import_revocation(world.exporter, path)[2] is True
+    assert api.import_revocation(world.exporter, path)[2] is False
     assert [r.approval_id for r in api.list_revocations(world.exporter)] == ["APR-2026-0042"]
 
 
 def test_damaged_stored_revocation_fails_closed(world: World) -> None:
     result = world.export()
     path = _revoke(world, "recipient", world.ids["outsider"].age_recipient)
-    api.import_revocation(path, world.recipient)
+    api.import_revocation(world.recipient, path)
     stored = next(world.recipient.home.revocations_dir.glob("*.json"))
     stored.write_bytes(stored.read_bytes().replace(b"test", b"tost"))
     with pytest.raises(Exception, match="damaged"):
-        api.verify(result.bundle, world.recipient)
+        api.verify(world.recipient, result.bundle)
 
 
 # ------------------------------------------------------------------ what it stops
@@ -150,14 +150,14 @@ def test_revocation_stops_export_verify_decrypt(world: World, which: str, tmp_pa
         world.export(approval)
     assert caught.value.exit_code == 3
     with pytest.raises(VerificationError, match="revoked") as caught_v:
-        api.verify(before.bundle, world.recipient)
+        api.verify(world.recipient, before.bundle)
     assert caught_v.value.exit_code == 5
     with pytest.raises(VerificationError, match="revoked"):
         api.decrypt(
+            world.recipient,
             before.bundle,
             "auditor" if which == "recipient" else "force",
             tmp_path / "o",
-            world.recipient,
         )
     assert not (tmp_path / "o").exists()
 
@@ -167,7 +167,7 @@ def test_unrelated_revocation_changes_nothing(world: World) -> None:
     _import_everywhere(world, _revoke(world, "approval", "APR-1999-0001"))
     _import_everywhere(world, _revoke(world, "recipient", world.ids["outsider"].age_recipient))
     result = world.export(approval)
-    api.verify(result.bundle, world.recipient)
+    api.verify(world.recipient, result.bundle)
 
 
 def test_revocation_by_sha_spares_other_versions(world: World) -> None:
@@ -188,7 +188,7 @@ def test_witness_stops_cosigning_for_a_revoked_approval(world: World) -> None:
     world.export()
     sync = world.root / "sync.json"
     api.write_sync(world.exporter, 0, sync)
-    api.import_revocation(_revoke(world, "approval", "APR-2026-0042"), world.owner)
+    api.import_revocation(world.owner, _revoke(world, "approval", "APR-2026-0042"))
     with pytest.raises(PolicyError, match="revoked"):
         api.witness(world.owner, sync, "contractor", world.root / "out.cosig")
     assert not (world.root / "out.cosig").exists()
@@ -199,7 +199,7 @@ def test_witness_stops_cosigning_for_a_revoked_approval(world: World) -> None:
 
 def test_cli_revoke_and_import(world: World, passphrase_file: Path) -> None:
     env = {"SECUREXPORT_KEYSTORE": "file", "SECUREXPORT_PASSPHRASE_FILE": str(passphrase_file)}
-    runner = CliRunner()
+    runner = Runner()
     result = world.export()
     out_file = world.root / "cli-revocation.json"
     pub = world.root / "analyst.pub"

@@ -16,9 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from securexport.approval import Approval, Column, Filter, RelativeDate
+from securexport.data.source import BuiltQuery, Source, build_query, open_source
 from securexport.errors import PolicyError, SourceError, UsageError
-from securexport.source import BuiltQuery, Source, build_query, open_source
+from securexport.policy.approval import Approval, Column, Filter, RelativeDate
 from securexport.synthetic import COLUMNS, iter_rows, load_into_postgres, main, make_offenders_db
 from tests.support.pg import PgServer, postgres_server  # noqa: F401  (registers the fixture)
 

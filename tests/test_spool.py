@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from securexport import pipeline
+from securexport.data import pipeline
+from securexport.data.spool import Spool, SpoolError
 from securexport.errors import FileError
-from securexport.spool import Spool, SpoolError
 
 CANARY = b"CANARY-offender-0000123"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from securexport import api
-from securexport.keys import KeyStore
+from securexport.home.keystore import KeyStore
 from tests.support.world import TEST_LOG_N, World
 
 pytestmark = pytest.mark.tools
@@ -103,7 +103,7 @@ def test_age_and_7z_and_bsdtar_open_what_decrypt_writes(world: World, tmp_path: 
     assert len(password) == 43 and "\n" not in password
 
     out = tmp_path / "ours"
-    api.decrypt(result.bundle, "force", out, world.recipient)
+    api.decrypt(world.recipient, result.bundle, "force", out)
     ours = (out / "data" / "offenders.csv").read_bytes()
 
     sevenz = tmp_path / "7z"

@@ -15,9 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from securexport.approval import Column, OnInvalid
-from securexport.errors import ApprovalError, KeyUnavailableError, PolicyError
-from securexport.transforms import (
+from securexport.data.transforms import (
     SUPPRESS_ROW,
     InvalidValueError,
     RunContext,
@@ -28,8 +26,9 @@ from securexport.transforms import (
     pseudonym_reference,
     to_json_value,
     to_text,
-    transform_version,
 )
+from securexport.errors import ApprovalError, KeyUnavailableError, PolicyError
+from securexport.policy.approval import Column, OnInvalid, transform_version
 
 KEY = bytes(range(32))
 DOMAIN = "APR-TEST"
@@ -727,7 +726,7 @@ def test_postcode_batch_form_equals_the_value_by_value_form(
     """Whenever the batch form answers, it answers exactly what the per-value function does
     (or raises what it raises); a batch with anything it cannot vouch for is left to the
     per-value function."""
-    from securexport.transforms import InvalidValueError, compile_batch
+    from securexport.data.transforms import InvalidValueError, compile_batch
 
     column = col("postcode_trunc", {"level": level}, on_invalid=on_invalid)
     one = compile_column(column, CTX)
@@ -754,7 +753,7 @@ def test_postcode_batch_form_equals_the_value_by_value_form(
 def test_postcode_batch_form_upper_cases_only_ascii(value: str) -> None:
     """``"ı".upper()`` and ``"ſ".upper()`` are ASCII letters: a batch holding them must not
     turn a value the per-value function refuses into a postcode."""
-    from securexport.transforms import compile_batch
+    from securexport.data.transforms import compile_batch
 
     column = col("postcode_trunc", {"level": "district"}, on_invalid="null")
     one = compile_column(column, CTX)

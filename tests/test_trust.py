@@ -15,7 +15,7 @@ from securexport._crypto.sshkey import InvalidKeyError, SshPublicKey
 from securexport._crypto.sshsig import NAMESPACE_APPROVAL, NAMESPACE_REVOCATION, sign, verify
 from securexport.environment import Home
 from securexport.errors import FileError, UsageError
-from securexport.trust import (
+from securexport.home.truststore import (
     TrustedKey,
     TrustStore,
     format_verifier_key,

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from securexport import api
@@ -24,7 +23,7 @@ from securexport._crypto.cosignature import (
     verify_cosignature,
 )
 from securexport._crypto.note import Checkpoint
-from securexport.bundle import (
+from securexport.bundle.container import (
     APPROVAL,
     APPROVAL_SIG,
     COSIGNATURE,
@@ -33,12 +32,13 @@ from securexport.bundle import (
 )
 from securexport.cli import cli
 from securexport.errors import PolicyError, UsageError, VerificationError
-from securexport.keys import KeyStore
-from securexport.ledger import Ledger, Receipt
+from securexport.home.keystore import KeyStore
+from securexport.home.truststore import TrustStore
+from securexport.ledger.log import Ledger, Receipt
+from securexport.ledger.sync import parse_sync
 from securexport.limits import DEFAULT_LIMITS
-from securexport.manifest import canonical_bytes
-from securexport.trust import TrustStore
-from securexport.witness import parse_sync
+from securexport.policy.manifest import canonical_bytes
+from tests.support.cli import Runner
 from tests.support.world import FIXED_NOW, TEST_LOG_N, World
 
 LOG = "contractor"
@@ -132,9 +132,9 @@ def test_required_cosignature_refused_then_accepted(world: World, tmp_path: Path
     approval, wkey = _setup(world)
     result = world.export(approval)
     with pytest.raises(VerificationError, match="witness cosignature"):
-        api.verify(result.bundle, world.recipient)
+        api.verify(world.recipient, result.bundle)
     with pytest.raises(VerificationError, match="witness cosignature"):
-        api.decrypt(result.bundle, "force", tmp_path / "out0", world.recipient)
+        api.decrypt(world.recipient, result.bundle, "force", tmp_path / "out0")
     assert not (tmp_path / "out0").exists()
 
     sync = _sync(world, 0)
@@ -148,9 +148,9 @@ def test_required_cosignature_refused_then_accepted(world: World, tmp_path: Path
         assert opened.has(COSIGNATURE)
     assert not result.bundle.with_name(result.bundle.name + ".partial").exists()
 
-    verdict = api.verify(result.bundle, world.recipient)
+    verdict = api.verify(world.recipient, result.bundle)
     assert any(c.startswith("witness cosignature") for c in verdict.checks)
-    out = api.decrypt(result.bundle, "force", tmp_path / "out1", world.recipient)
+    out = api.decrypt(world.recipient, result.bundle, "force", tmp_path / "out1")
     assert out.rows == result.rows_written
 
 
@@ -172,13 +172,13 @@ def test_cosignature_by_another_witness_refused(world: World) -> None:
     receipt = Receipt(proof.index, proof.proof, cosig2.read_text()).to_bytes()
     add_cosignature_member(second.bundle, receipt, DEFAULT_LIMITS)
     with pytest.raises(VerificationError, match="does not verify"):
-        api.verify(second.bundle, world.recipient)
+        api.verify(world.recipient, second.bundle)
 
 
 def test_optional_witness_without_cosignature_accepted(world: World) -> None:
     approval, _ = _setup(world, required=False)
     result = world.export(approval)
-    api.verify(result.bundle, world.recipient)
+    api.verify(world.recipient, result.bundle)
 
 
 def test_cosign_needs_a_checkpoint_covering_the_export(world: World) -> None:
@@ -192,7 +192,7 @@ def test_cosign_needs_a_checkpoint_covering_the_export(world: World) -> None:
     # The next sync starts where the witness stopped; the new cosignature covers both.
     cosig2 = _witness(world, _sync(world, 1))
     api.cosign_bundle(world.exporter, second.bundle, cosig2)
-    api.verify(second.bundle, world.recipient)
+    api.verify(world.recipient, second.bundle)
 
 
 # ------------------------------------------------------------------ what the witness refuses
@@ -269,7 +269,7 @@ def test_cli_sync_witness_cosign(world: World, passphrase_file: Path) -> None:
     approval, _ = _setup(world)
     result = world.export(approval)
     env = {"SECUREXPORT_KEYSTORE": "file", "SECUREXPORT_PASSPHRASE_FILE": str(passphrase_file)}
-    runner = CliRunner()
+    runner = Runner()
     sync = world.root / "cli-sync.json"
     cosig = world.root / "cli.cosig"
 
@@ -315,8 +315,8 @@ def _owner_revokes(world: World, kind: str, target: str) -> None:
     """The owner signs a revocation and imports it into the witness's own home."""
     world.counter += 1
     path = world.root / f"revocation-{world.counter}.json"
-    api.revoke(kind, target, "owner", path, world.owner, reason="test")
-    api.import_revocation(path, world.owner)
+    api.revoke(world.owner, kind, target, "owner", path, reason="test")
+    api.import_revocation(world.owner, path)
 
 
 def _revocation_targets(world: World) -> dict[str, tuple[str, str]]:
@@ -422,7 +422,7 @@ def test_rolled_back_ledger_exits_5_on_the_command_line(
 
     def witness_cli(sync: Path, *extra: str) -> Any:
         out = sync.with_suffix(".cosig")
-        result = CliRunner().invoke(
+        result = Runner().invoke(
             cli,
             [
                 *("--home", str(world.owner.home.path), *extra),

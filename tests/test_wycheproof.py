@@ -41,10 +41,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from securexport import spool
 from securexport._crypto import agefile
-from securexport.approval import _check_age_recipient, parse_approval
+from securexport.data import spool
 from securexport.errors import ApprovalError
+from securexport.policy.approval import _check_age_recipient, parse_approval
 from tests.support.bech32 import age_recipient
 
 try:

@@ -19,8 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from securexport.errors import VerificationError
-from securexport.zipcheck import (
+from securexport.bundle.zipcheck import (
     EXTRA_AES,
     METHOD_AES,
     METHOD_DEFLATED,
@@ -30,6 +29,7 @@ from securexport.zipcheck import (
     inspect_zip,
     name_problem,
 )
+from securexport.errors import VerificationError
 
 UTF8 = 0x0800
 REGULAR = (stat.S_IFREG | 0o644) << 16

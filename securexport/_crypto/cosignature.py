@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from securexport._crypto.note import EM_DASH, _check_name, _split
+from securexport._crypto.note import EM_DASH, check_name, split_note
 from securexport._crypto.sshkey import InvalidKeyError, check_ed25519_point
 from securexport.errors import VerificationError
 
@@ -47,7 +47,7 @@ def _message(checkpoint_text: str, timestamp: int) -> bytes:
 
 def make_cosigner_key(name: str, public_key: Ed25519PublicKey) -> str:
     """The verifier key ``<name>+<key id>+base64(0x04 || key)`` of a witness key."""
-    _check_name(name)
+    check_name(name)
     raw = _raw(public_key)
     check_ed25519_point(raw)
     blob = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + raw).decode()
@@ -67,7 +67,7 @@ def parse_cosigner_key(text: str) -> CosignerKey:
     if len(parts) != 3:
         raise ValueError("a verifier key is <name>+<key id>+<key>")
     name, hex_id, blob = parts
-    _check_name(name)
+    check_name(name)
     try:
         raw = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -87,7 +87,7 @@ def parse_cosigner_key(text: str) -> CosignerKey:
 
 def cosign(checkpoint_text: str, name: str, private_key: Ed25519PrivateKey, timestamp: int) -> str:
     """One cosignature line (ending in a newline) over ``checkpoint_text`` at ``timestamp``."""
-    _check_name(name)
+    check_name(name)
     if not checkpoint_text.endswith("\n") or not 0 <= timestamp < 2**63:
         raise ValueError("bad checkpoint text or timestamp")
     signature = private_key.sign(_message(checkpoint_text, timestamp))
@@ -110,7 +110,7 @@ def verify_cosignature(note: str, witness_key: str) -> tuple[str, int]:
         key = parse_cosigner_key(witness_key)
     except ValueError as exc:
         raise VerificationError(f"the witness key is unusable: {exc}") from exc
-    text, sigs = _split(note)
+    text, sigs = split_note(note)
     found: int | None = None
     for name, kid, blob in sigs:
         if name != key.name or kid.to_bytes(4, "big") != key.key_id:

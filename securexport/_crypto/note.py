@@ -51,7 +51,7 @@ def _b64decode(text: str) -> bytes:
     return raw
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
     """Key names: non-empty, no Unicode space, no '+', no control characters."""
     if (
         not name
@@ -61,7 +61,7 @@ def _check_name(name: str) -> None:
         raise ValueError(f"invalid key name {name!r}")
 
 
-def _raw_public(public_key: Ed25519PublicKey | bytes) -> bytes:
+def public_key_bytes(public_key: Ed25519PublicKey | bytes) -> bytes:
     if isinstance(public_key, Ed25519PublicKey):
         return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return bytes(public_key)
@@ -70,7 +70,7 @@ def _raw_public(public_key: Ed25519PublicKey | bytes) -> bytes:
 def key_id(name: str, public_key: Ed25519PublicKey | bytes) -> int:
     """The 32-bit key ID of an Ed25519 note key."""
     digest = hashlib.sha256(
-        name.encode() + b"\n" + bytes([ALG_ED25519]) + _raw_public(public_key)
+        name.encode() + b"\n" + bytes([ALG_ED25519]) + public_key_bytes(public_key)
     ).digest()
     (value,) = struct.unpack(">I", digest[:4])
     return int(value)
@@ -98,8 +98,8 @@ class VerifierKey:
 
 def make_verifier_key(name: str, public_key: Ed25519PublicKey | bytes) -> str:
     """``<name>+<key id hex>+<base64(0x01 || key)>`` for an Ed25519 public key."""
-    _check_name(name)
-    raw = _raw_public(public_key)
+    check_name(name)
+    raw = public_key_bytes(public_key)
     check_ed25519_point(raw)
     return VerifierKey(name, key_id(name, raw), raw).to_text()
 
@@ -110,7 +110,7 @@ def parse_verifier_key(text: str) -> VerifierKey:
     if len(parts) != 3:
         raise ValueError("a verifier key is <name>+<key id>+<key>")
     name, hex_id, blob = parts
-    _check_name(name)
+    check_name(name)
     if not _KEY_ID_RE.fullmatch(hex_id):
         raise ValueError("the key id of a verifier key is 8 lower-case hex digits")
     raw = _b64decode(blob)
@@ -133,7 +133,7 @@ def _check_text(text: str) -> None:
 def sign_note(text: str, name: str, private_key: Ed25519PrivateKey) -> str:
     """Sign ``text`` (which ends in a newline) as a one-signature note by key ``name``."""
     _check_text(text)
-    _check_name(name)
+    check_name(name)
     kid = key_id(name, private_key.public_key())
     signature = private_key.sign(text.encode())
     blob = base64.b64encode(struct.pack(">I", kid) + signature).decode()
@@ -148,7 +148,7 @@ class OpenedNote:
     verified_by: tuple[str, ...]  # names of the known keys whose signatures verified
 
 
-def _split(note: str) -> tuple[str, list[tuple[str, int, bytes]]]:
+def split_note(note: str) -> tuple[str, list[tuple[str, int, bytes]]]:
     if len(note.encode()) > MAX_NOTE_BYTES:
         raise VerificationError(_MALFORMED + " (too large)")
     if not note.endswith("\n") or any(ord(ch) < 0x20 and ch != "\n" for ch in note):
@@ -170,7 +170,7 @@ def _split(note: str) -> tuple[str, list[tuple[str, int, bytes]]]:
             raise VerificationError(_MALFORMED)
         name, blob = fields
         try:
-            _check_name(name)
+            check_name(name)
             raw = _b64decode(blob)
         except ValueError as exc:
             raise VerificationError(_MALFORMED) from exc
@@ -196,7 +196,7 @@ def open_note(note: str, verifier_keys: Sequence[str]) -> OpenedNote:
         previous = known.setdefault((key.name, key.key_id), key)
         if previous != key:
             raise VerificationError(f"ambiguous verifier keys for {key.name}+{key.key_id:08x}")
-    text, sigs = _split(note)
+    text, sigs = split_note(note)
     message = text.encode()
     verified: list[str] = []
     for name, kid, signature in sigs:

@@ -7,45 +7,18 @@ DESIGN.md §7; a traceback only with ``-v``.  stdout stays empty on failure.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
 
 from securexport import __version__
+from securexport.cli.context import Context
+from securexport.environment import Environment
 from securexport.errors import Interrupted, SecurexportError, UsageError
-
-
-@dataclass
-class Context:
-    home: str | None
-    json: bool
-    quiet: bool
-    verbose: bool
-    no_input: bool
-    ledger: str | None = None
-
-    def env(self) -> Any:
-        from securexport.environment import Environment
-
-        return Environment.from_os(
-            home=self.home, interactive=not self.no_input, ledger_url=self.ledger
-        )
-
-    def emit(self, document: Any, human: Callable[[], None]) -> None:
-        """Render: one JSON document on stdout with --json, else the human text."""
-        if self.json:
-            click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
-        elif not self.quiet:
-            human()
-
-
-pass_context = click.make_pass_decorator(Context)
 
 
 def harden_process() -> None:
@@ -168,8 +141,17 @@ def cli(
     Exporter:    export a.toml --source sqlite:///db.sqlite --as analyst -o out.sxb
     Recipient:   verify out.sxb; decrypt out.sxb --as force -o extract/
     """
+    # A program embedding the CLI may pass obj=<a callable like Environment.from_os> to
+    # cli.main to build the environment itself (the test suite passes a cheaper key cost).
+    make_env = ctx.obj if callable(ctx.obj) else Environment.from_os
     ctx.obj = Context(
-        home=home, json=as_json, quiet=quiet, verbose=verbose, no_input=no_input, ledger=ledger_url
+        home=home,
+        json=as_json,
+        quiet=quiet,
+        verbose=verbose,
+        no_input=no_input,
+        ledger=ledger_url,
+        make_env=make_env,
     )
 
 
@@ -183,9 +165,12 @@ def _register() -> None:
 _register()
 
 
-def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point (console script)."""
-    cli.main(argv)
+def main(
+    argv: list[str] | None = None, environment: Callable[..., Environment] | None = None
+) -> NoReturn:
+    """Run the command line and exit.  ``environment`` builds the Environment from the global
+    options (default :meth:`Environment.from_os`)."""
+    cli.main(argv, obj=environment)
     raise AssertionError("unreachable")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from securexport.cli import Context, pass_context
+from securexport.cli.context import Context, pass_context
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -61,7 +61,7 @@ def approval_check(ctx: Context, file: Path) -> None:
     from securexport.api import check_approval
     from securexport.errors import PolicyError
 
-    result = check_approval(file, ctx.env())
+    result = check_approval(ctx.env(), file)
     a = result.approval
     doc = {
         "id": a.id,
@@ -105,7 +105,7 @@ def approval_sign(ctx: Context, file: Path, as_name: str) -> None:
     """
     from securexport.api import sign_approval
 
-    sig = sign_approval(file, as_name, ctx.env())
+    sig = sign_approval(ctx.env(), file, as_name)
     ctx.emit({"signature": str(sig)}, lambda: click.echo(f"wrote {sig}"))
 
 
@@ -127,7 +127,7 @@ def approval_plan(ctx: Context, file: Path, source: str) -> None:
     from securexport.api import plan
     from securexport.errors import PolicyError
 
-    report = plan(file, source, ctx.env())
+    report = plan(ctx.env(), file, source)
 
     def human(err: bool = False) -> None:
         click.echo(

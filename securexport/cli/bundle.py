@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from securexport.cli import Context, pass_context
+from securexport.cli.context import Context, pass_context
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -31,7 +31,7 @@ def export_cmd(ctx: Context, approval: Path, source: str, as_name: str, output: 
     """
     from securexport.api import export
 
-    result = export(approval, source, as_name, output, ctx.env())
+    result = export(ctx.env(), approval, source, as_name, output)
     doc = {
         "bundle": str(result.bundle),
         "export_id": result.export_id,
@@ -109,7 +109,7 @@ def verify_cmd(ctx: Context, bundle: Path) -> None:
     """
     from securexport.api import verify
 
-    verdict = verify(bundle, ctx.env())
+    verdict = verify(ctx.env(), bundle)
 
     def human() -> None:
         click.echo(f"OK: export {verdict.export_id} of approval {verdict.approval_id}")
@@ -145,7 +145,7 @@ def decrypt_cmd(ctx: Context, bundle: Path, as_name: str, output: Path) -> None:
     """
     from securexport.api import decrypt
 
-    result = decrypt(bundle, as_name, output, ctx.env())
+    result = decrypt(ctx.env(), bundle, as_name, output)
     ctx.emit(
         {
             "directory": str(result.directory),

@@ -6,23 +6,9 @@ from pathlib import Path
 
 import click
 
-from securexport.cli import Context, pass_context
-
-
-def _identity_json(ident: object) -> dict[str, object]:
-    return {
-        "name": ident.name,  # type: ignore[attr-defined]
-        "age_recipient": ident.age_recipient,  # type: ignore[attr-defined]
-        "signing_key": ident.signing_key.to_line(),  # type: ignore[attr-defined]
-        "fingerprint": ident.signing_key.fingerprint(),  # type: ignore[attr-defined]
-        "store": ident.store,  # type: ignore[attr-defined]
-    }
-
-
-def _keystore(ctx: Context):  # type: ignore[no-untyped-def]
-    from securexport.api import _keystore
-
-    return _keystore(ctx.env())
+from securexport import api
+from securexport.cli.context import Context, pass_context
+from securexport.errors import UsageError
 
 
 @click.group("keys")
@@ -46,8 +32,8 @@ def keys_new(ctx: Context, name: str) -> None:
     Example:
       SECUREXPORT_PASSPHRASE_FILE=~/.sx-pass securexport keys new owner
     """
-    ident = _keystore(ctx).create_identity(name)
-    doc = _identity_json(ident)
+    ident = api.create_identity(ctx.env(), name)
+    doc = ident.to_json()
     ctx.emit(
         doc,
         lambda: click.echo(
@@ -68,9 +54,9 @@ def keys_list(ctx: Context) -> None:
     Example:
       securexport --json keys list
     """
-    idents = _keystore(ctx).list_identities()
+    idents = api.list_identities(ctx.env())
     ctx.emit(
-        [_identity_json(i) for i in idents],
+        [i.to_json() for i in idents],
         lambda: click.echo(
             "\n".join(
                 f"{i.name}\t{i.signing_key.fingerprint()}\t{i.age_recipient}\t{i.store}"
@@ -90,9 +76,9 @@ def keys_show(ctx: Context, name: str) -> None:
     Example:
       securexport keys show pa-analyst --json
     """
-    ident = _keystore(ctx).public_identity(name)
+    ident = api.public_identity(ctx.env(), name)
     ctx.emit(
-        _identity_json(ident),
+        ident.to_json(),
         lambda: click.echo(
             f"name:          {ident.name}\nage recipient: {ident.age_recipient}\n"
             f"signing key:   {ident.signing_key.to_line(ident.name)}\n"
@@ -115,9 +101,9 @@ def keys_export(ctx: Context, name: str, age_only: bool) -> None:
       securexport keys export owner > owner.pub
       securexport trust add owner owner.pub --role approver
     """
-    ident = _keystore(ctx).public_identity(name)
+    ident = api.public_identity(ctx.env(), name)
     text = ident.age_recipient if age_only else ident.signing_key.to_line(ident.name)
-    ctx.emit(_identity_json(ident), lambda: click.echo(text))
+    ctx.emit(ident.to_json(), lambda: click.echo(text))
 
 
 @keys.command("delete")
@@ -131,16 +117,14 @@ def keys_delete(ctx: Context, name: str, yes: bool) -> None:
     Example:
       securexport keys delete old-laptop --yes
     """
-    from securexport.errors import UsageError
-
-    store = _keystore(ctx)
-    store.public_identity(name)
+    env = ctx.env()
+    api.public_identity(env, name)
     if not yes:
         if ctx.no_input:
             raise UsageError("refusing to delete without --yes when prompts are disabled")
         if not click.confirm(f"Delete identity {name} and its private keys?", err=True):
             raise UsageError(f"identity {name} was not deleted: not confirmed")
-    store.delete_identity(name)
+    api.delete_identity(env, name)
     ctx.emit({"deleted": name}, lambda: click.echo(f"deleted identity {name}"))
 
 
@@ -164,7 +148,7 @@ def pk_new(ctx: Context, key_id: str) -> None:
     Example:
       securexport pseudonym-key new wmp-iom-2026
     """
-    check = _keystore(ctx).create_pseudonym_key(key_id)
+    check = api.create_pseudonym_key(ctx.env(), key_id)
     ctx.emit(
         {"key_id": key_id, "key_check": check},
         lambda: click.echo(
@@ -198,11 +182,7 @@ def pk_export(ctx: Context, key_id: str, recipient: str, approval_path: Path, ou
     Example:
       securexport pseudonym-key export wmp-iom-2026 --to age1… --approval a.toml -o key.age
     """
-    from securexport.api import export_pseudonym_key
-    from securexport.fsutil import atomic_write
-
-    data = export_pseudonym_key(key_id, recipient, approval_path, ctx.env())
-    atomic_write(output, data, overwrite=False)  # never replace a file silently
+    api.write_pseudonym_key(ctx.env(), key_id, recipient, approval_path, output)
     ctx.emit(
         {"key_id": key_id, "to": recipient, "file": str(output)},
         lambda: click.echo(f"wrote {output} (pseudonym key {key_id}, encrypted to {recipient})"),
@@ -219,9 +199,7 @@ def pk_import(ctx: Context, file: Path) -> None:
     Example:
       securexport pseudonym-key import key.age
     """
-    from securexport.api import _read_file
-
-    key_id, check = _keystore(ctx).import_pseudonym_key(_read_file(file, 65536, "key file"))
+    key_id, check = api.import_pseudonym_key(ctx.env(), file)
     ctx.emit(
         {"key_id": key_id, "key_check": check},
         lambda: click.echo(f"imported pseudonym key {key_id} (key_check {check})"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from securexport.cli import Context, pass_context
+from securexport.cli.context import Context, pass_context
 
 
 @click.group("ledger")
@@ -205,8 +205,11 @@ def ledger_sync(ctx: Context, since: int, output: Path) -> None:
     """
     from securexport.api import write_sync
 
-    doc = write_sync(ctx.env(), since, output)
-    ctx.emit(doc, lambda: click.echo(f"wrote {output}: entries {since}..{doc['size'] - 1}"))
+    written = write_sync(ctx.env(), since, output)
+    ctx.emit(
+        written.to_json(),
+        lambda: click.echo(f"wrote {output}: entries {since}..{written.size - 1}"),
+    )
 
 
 @ledger.command("witness")
@@ -284,8 +287,8 @@ def ledger_cosign(ctx: Context, bundle: Path, cosig_file: Path) -> None:
     """
     from securexport.api import cosign_bundle
 
-    doc = cosign_bundle(ctx.env(), bundle, cosig_file)
-    ctx.emit(doc, lambda: click.echo(f"added the witness cosignature to {bundle}"))
+    added = cosign_bundle(ctx.env(), bundle, cosig_file)
+    ctx.emit(added.to_json(), lambda: click.echo(f"added the witness cosignature to {bundle}"))
 
 
 @ledger.command("breach")

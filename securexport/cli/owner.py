@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from securexport.cli import Context, pass_context
+from securexport.cli.context import Context, pass_context
 
 _OUT = click.Path(dir_okay=False, path_type=Path)
 
@@ -28,7 +28,7 @@ def _make(
 ) -> None:
     from securexport.api import revoke as make
 
-    revocation = make(kind, target, as_name, output, ctx.env(), reason=reason)
+    revocation = make(ctx.env(), kind, target, as_name, output, reason=reason)
     doc: dict[str, Any] = {
         **revocation.to_json(),
         "output": str(output),
@@ -116,7 +116,7 @@ def revoke_import(ctx: Context, file: Path) -> None:
     """
     from securexport.api import import_revocation
 
-    revocation, approver, added = import_revocation(file, ctx.env())
+    revocation, approver, added = import_revocation(ctx.env(), file)
     doc = {**revocation.to_json(), "approver": approver, "new": added}
     ctx.emit(
         doc,

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from securexport.cli import Context, pass_context
-
-
-def _store(ctx: Context):  # type: ignore[no-untyped-def]
-    from securexport.trust import TrustStore
-
-    return TrustStore(ctx.env().home.ensure())
+from securexport import api
+from securexport.cli.context import Context, pass_context
 
 
 @click.group("trust")
@@ -38,13 +31,7 @@ def trust_add(ctx: Context, name: str, key: str, role: str) -> None:
       securexport trust add home-office-iao owner.pub --role approver
       securexport trust add exporter-ledger "$(cat ledger.vkey)" --role ledger
     """
-    path = Path(key)
-    text = key
-    if not key.startswith("ssh-") and path.is_file():
-        from securexport.api import _read_file
-
-        text = _read_file(path, 65536, "key file").decode("utf-8", errors="replace")
-    added = _store(ctx).add(name, text, role)
+    added = api.trust_add(ctx.env(), name, key, role)
     ctx.emit(
         {
             "name": added.name,
@@ -65,7 +52,7 @@ def trust_list(ctx: Context) -> None:
     Example:
       securexport --json trust list
     """
-    items = _store(ctx).list()
+    items = api.trust_list(ctx.env())
     ctx.emit(
         [
             {"name": t.name, "role": t.role, "key": t.key_text, "fingerprint": t.fingerprint}
@@ -85,7 +72,7 @@ def trust_remove(ctx: Context, name: str) -> None:
     Example:
       securexport trust remove home-office-iao
     """
-    removed = _store(ctx).remove(name)
+    removed = api.trust_remove(ctx.env(), name)
     ctx.emit(
         {"removed": removed.name, "role": removed.role},
         lambda: click.echo(f"removed {removed.name} ({removed.role})"),

@@ -15,9 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from securexport import policy
-from securexport.approval import parse_approval
-from securexport.bundle import (
+from securexport.bundle.container import (
     APPROVAL,
     APPROVAL_SIG,
     MANIFEST,
@@ -28,9 +26,11 @@ from securexport.bundle import (
     open_bundle,
     write_bundle,
 )
-from securexport.ledger import parse_receipt, verify_receipt
+from securexport.ledger.log import parse_receipt, verify_receipt
 from securexport.limits import Limits
-from securexport.manifest import parse_manifest
+from securexport.policy import authorise as policy
+from securexport.policy.approval import parse_approval
+from securexport.policy.manifest import parse_manifest
 
 LIMITS = Limits(max_bundle_bytes=1 << 20)
 

@@ -28,12 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import pyzipper
-from click.testing import CliRunner
 
 from securexport import api
 from securexport._crypto import agefile, sshsig
-from securexport._testhooks import SCRYPT_VAR
-from securexport.bundle import (
+from securexport.bundle.container import (
     FIXED_DATE_TIME,
     KEY_FILE,
     MANIFEST,
@@ -47,10 +45,11 @@ from securexport.bundle import (
 )
 from securexport.environment import Environment
 from securexport.errors import SecurexportError
-from securexport.keys import KeyStore
-from securexport.ledger import Ledger
-from securexport.manifest import canonical_bytes
+from securexport.home.keystore import KeyStore
+from securexport.ledger.log import Ledger
+from securexport.policy.manifest import canonical_bytes
 from tests.adversarial.registry import Case
+from tests.support.cli import SCRYPT_VAR, Runner
 from tests.support.world import DEFAULT_COLUMNS, FIXED_NOW, TEST_LOG_N, World
 
 CANARY = "SXCANARY"  # planted in every source row's `prison`; exported by a `keep` column
@@ -60,7 +59,6 @@ KEEP_PRISON = (
 ADV_COLUMNS = DEFAULT_COLUMNS + KEEP_PRISON
 ADV_EXPIRES = "2030-12-31T23:59:59Z"  # also valid for the real clock of CLI subprocesses
 REPO = Path(__file__).resolve().parents[2]
-SECUREXPORT_BIN = REPO / ".venv" / "bin" / "securexport"
 ROLES = {"owner": "owner", "exporter": "analyst", "recipient": "force", "auditor": "audit"}
 
 
@@ -135,10 +133,10 @@ class Ctx:
     def decrypt(
         self, bundle: Path, as_name: str = "force", role: str = "recipient", out: Path | None = None
     ) -> int:
-        return self.api(api.decrypt, bundle, as_name, out or self.out, self.env(role))
+        return self.api(api.decrypt, self.env(role), bundle, as_name, out or self.out)
 
     def verify(self, bundle: Path, role: str = "recipient") -> int:
-        return self.api(api.verify, bundle, self.env(role))
+        return self.api(api.verify, self.env(role), bundle)
 
     def export(
         self, approval: Path | None = None, *, out: Path | None = None, source: str | None = None
@@ -147,11 +145,11 @@ class Ctx:
         self.outputs.append(out)
         return self.api(
             api.export,
+            self.world.exporter,
             approval or self.approval,
             source or self.world.source_url,
             "analyst",
             out,
-            self.world.exporter,
         )
 
     def cli_env(self, role: str, **extra: str) -> dict[str, str]:
@@ -168,7 +166,7 @@ class Ctx:
         from securexport.cli import cli
 
         env = self.cli_env(role, **extra_env)
-        result = CliRunner().invoke(cli, ["--home", env["SECUREXPORT_HOME"], *args], env=env)
+        result = Runner().invoke(cli, ["--home", env["SECUREXPORT_HOME"], *args], env=env)
         self.streams += [result.stdout, result.stderr]
         self.messages.append(result.stderr)
         if result.exit_code != 0:

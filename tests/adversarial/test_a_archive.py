@@ -10,7 +10,7 @@ import pytest
 
 from securexport import api
 from securexport._crypto import agefile
-from securexport.bundle import (
+from securexport.bundle.container import (
     APPROVAL,
     APPROVAL_SIG,
     KEY_FILE,
@@ -391,7 +391,7 @@ def _missing(ctx: Ctx) -> int:
     message=r"is larger than the bundle size limit \(4096 bytes\)",
 )
 def _too_big(ctx: Ctx) -> int:
-    return ctx.api(api.verify, ctx.bundle, ctx.world.recipient, Limits(max_bundle_bytes=4096))
+    return ctx.api(api.verify, ctx.world.recipient, ctx.bundle, Limits(max_bundle_bytes=4096))
 
 
 @case(

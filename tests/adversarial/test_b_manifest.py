@@ -13,8 +13,8 @@ import pytest
 
 from securexport import api
 from securexport._crypto import sshsig
-from securexport.bundle import MANIFEST, MANIFEST_SIG
-from securexport.manifest import canonical_bytes
+from securexport.bundle.container import MANIFEST, MANIFEST_SIG
+from securexport.policy.manifest import canonical_bytes
 from tests.adversarial.harness import Ctx, run_case
 from tests.adversarial.registry import Case, RecordProperty, case, params
 
@@ -484,7 +484,7 @@ def _revoke(ctx: Ctx, kind: str, target: str, *, signer: str = "owner") -> Path:
     """A revocation of ``target`` signed by ``signer`` (the approver unless stated)."""
     path = ctx.root / f"revocation-{kind}-{signer}.json"
     name = {"owner": "owner", "outsider": "stranger"}[signer]
-    api.revoke(kind, target, name, path, ctx.env(signer), reason="adversarial suite")
+    api.revoke(ctx.env(signer), kind, target, name, path, reason="adversarial suite")
     return path
 
 
@@ -493,7 +493,7 @@ def _revoked(ctx: Ctx, kind: str, target: str) -> Path:
     recipient)."""
     bundle = ctx.bundle
     assert ctx.verify(bundle) == 0, ctx.messages  # valid until the revocation arrives
-    api.import_revocation(_revoke(ctx, kind, target), ctx.world.recipient)
+    api.import_revocation(ctx.world.recipient, _revoke(ctx, kind, target))
     return bundle
 
 
@@ -560,7 +560,7 @@ def _revoked_approval_verify(ctx: Ctx) -> int:
 )
 def _forged_revocation(ctx: Ctx) -> int:
     path = _revoke(ctx, "exporter", _exporter_key(ctx), signer="outsider")
-    code = ctx.api(api.import_revocation, path, ctx.world.recipient)
+    code = ctx.api(api.import_revocation, ctx.world.recipient, path)
     assert api.list_revocations(ctx.world.recipient) == []
     return code
 

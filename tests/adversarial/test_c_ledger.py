@@ -8,8 +8,8 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from securexport.bundle import MANIFEST, MANIFEST_SIG, RECEIPT
-from securexport.ledger import Ledger, parse_receipt
+from securexport.bundle.container import MANIFEST, MANIFEST_SIG, RECEIPT
+from securexport.ledger.log import Ledger, parse_receipt
 from tests.adversarial.harness import Ctx, run_case
 from tests.adversarial.registry import Case, RecordProperty, case, params
 from tests.support.world import FIXED_NOW
@@ -118,7 +118,7 @@ def _other_key(ctx: Ctx) -> int:
     message="signed note has no signature by a trusted key",
 )
 def _other_ledger(ctx: Ctx) -> int:
-    from securexport.keys import KeyStore
+    from securexport.home.keystore import KeyStore
     from tests.support.world import TEST_LOG_N
 
     members = ctx.members(ctx.bundle)

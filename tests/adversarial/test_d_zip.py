@@ -284,7 +284,7 @@ def _lie_small(ctx: Ctx) -> int:
     message=r"payload row 1 has \d+ fields, expected 6",
 )
 def _lie_small_hmac(ctx: Ctx) -> int:
-    from securexport.bundle import file_hmac_key
+    from securexport.bundle.container import file_hmac_key
 
     data, rows = _plain(ctx)
     box: dict[str, Any] = {}

@@ -302,7 +302,7 @@ def _unsigned(ctx: Ctx) -> int:
 )
 def _untrusted(ctx: Ctx) -> int:
     path = ctx.approval_with(sign=False)
-    api.sign_approval(path, "stranger", ctx.world.outsider)
+    api.sign_approval(ctx.world.outsider, path, "stranger")
     return ctx.export(path)
 
 
@@ -315,7 +315,7 @@ def _untrusted(ctx: Ctx) -> int:
 )
 def _self_signed(ctx: Ctx) -> int:
     path = ctx.approval_with(sign=False)
-    api.sign_approval(path, "analyst", ctx.world.exporter)
+    api.sign_approval(ctx.world.exporter, path, "analyst")
     return ctx.export(path)
 
 
@@ -516,7 +516,7 @@ def test_case(case: Case, ctx: Ctx, record_property: RecordProperty) -> None:
 
 def test_bech32_encoder_matches_the_vectors() -> None:
     """The encoder above reproduces age keys of the approval vectors (tests/vectors/approvals)."""
-    from securexport.approval import _age_recipient_bytes
+    from securexport.policy.approval import _age_recipient_bytes
 
     zero = "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z"
     assert bech32("age", bytes(32)) == zero

@@ -1,9 +1,11 @@
 """G. Faults: kill -9, SIGINT and SIGTERM at each export stage, disk full, read-only output,
 two exports racing for one name, and what the next run says about leftovers.
 
-Everything runs the real CLI in a subprocess.  SIGKILL uses the test-only
-``SECUREXPORT_TEST_CRASH_AT`` hook (securexport/_testhooks.py); SIGINT and SIGTERM use a tiny
-driver that replaces that hook, in the child only, by "send this signal to myself".
+Everything runs the real CLI in a subprocess (tests/support/cli_process.py), whose Environment
+the suite builds: ``SECUREXPORT_TEST_CRASH_AT`` names the stage and
+``SECUREXPORT_TEST_CRASH_SIGNAL`` the signal the process sends itself there (both read by the
+suite's launcher, never by the product).  Decrypt has no stages: a tiny driver wraps one
+extraction step, in the child only, to signal mid-extract.
 """
 
 from __future__ import annotations
@@ -16,26 +18,24 @@ from pathlib import Path
 
 import pytest
 
-from securexport._testhooks import STAGES
-from tests.adversarial.harness import REPO, SECUREXPORT_BIN, Ctx, run_case, subprocess_env
+from securexport.environment import STAGES
+from tests.adversarial.harness import REPO, Ctx, run_case, subprocess_env
 from tests.adversarial.registry import Case, RecordProperty, case, params
+from tests.support.cli import CLI_PROCESS, CRASH_SIGNAL_VAR, CRASH_VAR
 
 DRIVER = """
 import os, signal, sys
 stage, sig = sys.argv[1], getattr(signal, sys.argv[2])
-def point(name):
-    if name == stage:
-        os.kill(os.getpid(), sig)
-import securexport.api, securexport.bundle, securexport.ledger
-securexport.api.crash_point = point
-securexport.ledger.crash_point = point
-original = securexport.bundle._extract_one
+import securexport.bundle.container as container
+original = container._extract_one
 def extract_one(*args, **kwargs):
     original(*args, **kwargs)
-    point("during-extract")
-securexport.bundle._extract_one = extract_one
+    if stage == "during-extract":
+        os.kill(os.getpid(), sig)
+container._extract_one = extract_one
 from securexport.cli import main
-main(sys.argv[3:])
+from tests.support.cli import suite_environment
+main(sys.argv[3:], environment=suite_environment)
 """
 
 
@@ -54,12 +54,13 @@ def _run(
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    if sig is None or sig == "SIGKILL":
-        if stage:
-            env["SECUREXPORT_TEST_CRASH_AT"] = stage
-        cmd = [str(SECUREXPORT_BIN), *args]
+    if stage == "during-extract":
+        cmd = [sys.executable, "-c", DRIVER, stage, sig or "SIGKILL", *args]
     else:
-        cmd = [sys.executable, "-c", DRIVER, stage or "-", sig, *args]
+        if stage:
+            env[CRASH_VAR] = stage
+            env[CRASH_SIGNAL_VAR] = sig or "SIGKILL"
+        cmd = [*CLI_PROCESS, *args]
     proc = subprocess.run(
         cmd,
         env=env,
@@ -256,7 +257,7 @@ def _race(ctx: Ctx) -> int:
     ctx.bundle  # noqa: B018
     out = ctx.root / "race.sxb"
     env = subprocess_env(ctx, "exporter")
-    cmd = [str(SECUREXPORT_BIN), *_export_args(ctx, out)]
+    cmd = [*CLI_PROCESS, *_export_args(ctx, out)]
     procs = [
         subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO

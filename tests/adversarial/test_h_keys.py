@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from securexport.keys import KeyStore
+from securexport.home.keystore import KeyStore
 from tests.adversarial.harness import Ctx, run_case
 from tests.adversarial.registry import Case, RecordProperty, case, params
 from tests.support.world import TEST_LOG_N
@@ -112,13 +112,12 @@ def _no_tty(ctx: Ctx) -> int:
     message="a passphrase is needed to unlock the age key of force, and there is no terminal to ask",
 )
 def _no_input(ctx: Ctx) -> int:
-    from click.testing import CliRunner
-
     from securexport.cli import cli
+    from tests.support.cli import Runner
 
     env = ctx.cli_env("recipient")
     env.pop("SECUREXPORT_PASSPHRASE_FILE")
-    result = CliRunner().invoke(
+    result = Runner().invoke(
         cli,
         [
             "--no-input",
@@ -151,7 +150,7 @@ def _wrong(ctx: Ctx) -> int:
     ctx.bundle  # noqa: B018
     from securexport import api
 
-    return ctx.api(api.decrypt, ctx.bundle, "force", ctx.out, env)
+    return ctx.api(api.decrypt, env, ctx.bundle, "force", ctx.out)
 
 
 @case(

@@ -2,8 +2,8 @@
 
 Roles each get their own home (as on separate machines): the data owner (approver), the
 exporter, two recipients (a recipient and an auditor) and an outsider.  Key files use a low
-scrypt cost (tests/conftest.py sets the test-only $SECUREXPORT_TEST_SCRYPT_LOG_N), so tests stay
-fast; production key files always use log_n = 18.
+scrypt cost (each Environment is built with ``scrypt_log_n=TEST_LOG_N``), so tests stay fast;
+production key files always use log_n = 18.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 from securexport import api
 from securexport.environment import Environment, Home
-from securexport.keys import KeyStore, PublicIdentity
-from securexport.trust import TrustStore
+from securexport.home.keystore import KeyStore, PublicIdentity
+from securexport.home.truststore import TrustStore
 
 FIXED_NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 TEST_LOG_N = 10
@@ -40,6 +40,7 @@ def make_env(
         interactive=False,
         passphrase_file=str(passphrase_file),
         keystore="file",
+        scrypt_log_n=TEST_LOG_N,
     )
 
 
@@ -176,7 +177,7 @@ ledger = "{self.ledger_vkey}"
         path = self.root / (name or f"approval-{self.counter}.toml")
         path.write_text(text if text is not None else self.approval_text(**kwargs))
         if sign:
-            api.sign_approval(path, "owner", self.owner)
+            api.sign_approval(self.owner, path, "owner")
         return path
 
     def plant_canary(self) -> tuple[bytes, Path]:
@@ -204,7 +205,7 @@ ledger = "{self.ledger_vkey}"
         self.counter += 1
         approval = approval or self.write_approval()
         out = out or self.root / f"bundle-{self.counter}.sxb"
-        return api.export(approval, self.source_url, "analyst", out, self.exporter)
+        return api.export(self.exporter, approval, self.source_url, "analyst", out)
 
 
 def build_world(root: Path, db_template: Path, passphrase_file: Path) -> World:
@@ -233,7 +234,7 @@ def build_world(root: Path, db_template: Path, passphrase_file: Path) -> World:
     world.ledger_vkey = api.ledger_verifier_key(world.exporter)
     approval = world.write_approval(name="pk-approval.toml")
     blob = api.export_pseudonym_key(
-        "test-key", world.ids["exporter"].age_recipient, approval, world.owner
+        world.owner, "test-key", world.ids["exporter"].age_recipient, approval
     )
     KeyStore(world.exporter, scrypt_log_n=TEST_LOG_N).import_pseudonym_key(blob)
     return world

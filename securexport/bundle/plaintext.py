@@ -35,11 +35,11 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter, call, itemgetter, mod
 from pathlib import Path
 
-from securexport import transforms
-from securexport.approval import Approval
+from securexport.data import transforms
+from securexport.data.spool import Spool
 from securexport.errors import VerificationError
 from securexport.limits import DEFAULT_LIMITS, Limits
-from securexport.spool import Spool
+from securexport.policy.approval import Approval
 
 Row = list[str | None]
 

@@ -39,7 +39,7 @@ import socket
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,7 +47,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from securexport._crypto import merkle
 from securexport._crypto.note import Checkpoint, make_verifier_key, open_note, sign_note
-from securexport._testhooks import crash_point
 from securexport.errors import (
     FileError,
     KeyUnavailableError,
@@ -57,6 +56,7 @@ from securexport.errors import (
     VerificationError,
 )
 from securexport.limits import DEFAULT_LIMITS
+from securexport.policy.times import rfc3339
 
 SCHEMA_VERSION = "securexport.ledger/1"
 KIND_EXPORT = "export"
@@ -83,12 +83,6 @@ def new_origin() -> str:
 def ledger_verifier_key(name: str, private_key: Ed25519PrivateKey) -> str:
     """The signed-note verifier key (``name+keyid+base64``) of a ledger signing key."""
     return make_verifier_key(name, private_key.public_key())
-
-
-def _rfc3339(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("timestamps must carry a time zone")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------
@@ -869,8 +863,12 @@ class Ledger:
         signer_name: str | None = None,
         attachments: Mapping[str, bytes] | None = None,
         renumber: Callable[[int], tuple[bytes, bytes]] | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> Receipt:
         """Log one export and return its receipt, in one ``BEGIN IMMEDIATE`` transaction.
+
+        ``before_commit`` is called inside the transaction, just before COMMIT (the crash tests
+        stop the process there).
 
         ``attachments`` (name → bytes: the approval and its signature, the entity list for
         breach response) are stored beside the entry in the same transaction; they are not
@@ -885,7 +883,7 @@ class Ledger:
         within ``max_runs``); without it this refuses (PolicyError) and nothing is written.
         Costs O(log n) hashes and node reads.
         """
-        created_at = _rfc3339(now)
+        created_at = rfc3339(now)
         signer_name = self.origin if signer_name is None else signer_name
         verifier_key = make_verifier_key(signer_name, signer.public_key())
         try:
@@ -906,7 +904,8 @@ class Ledger:
                 )
                 for name, data in (attachments or {}).items():
                     self._store.insert_attachment(export_id, name, data)
-                crash_point("ledger-before-commit")
+                if before_commit is not None:
+                    before_commit()
         except self._store.errors as exc:
             raise FileError(f"cannot write to the ledger: {_first_line(exc)}") from exc
         return receipt
@@ -1026,7 +1025,7 @@ class Ledger:
 
     def record_bundle_outcome(self, export_id: str, written: bool, now: datetime) -> None:
         """Record (not in the tree) whether the bundle of a committed export was written."""
-        record = {"status": "written" if written else "failed", "at": _rfc3339(now)}
+        record = {"status": "written" if written else "failed", "at": rfc3339(now)}
         try:
             with self._store.write_transaction():
                 self._store.insert_attachment(

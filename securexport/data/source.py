@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import quoted_name
 from securexport.errors import PolicyError, SourceError, UsageError
 
 if TYPE_CHECKING:
-    from securexport.approval import Approval, Filter
+    from securexport.policy.approval import Approval, Filter
 
 Driver = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
@@ -170,7 +170,7 @@ def _kind(value: object) -> str:
 
 def _coerce(value: object, live_type: str, run_date: date, where: str) -> object:
     """One approval value, checked against the live column type and converted for binding."""
-    from securexport.approval import RelativeDate
+    from securexport.policy.approval import RelativeDate
 
     if isinstance(value, RelativeDate):
         value = value.resolve(run_date)
@@ -930,3 +930,11 @@ class Snapshot:
             finally:
                 cur.close()
         return int(row[0])
+
+
+def database_role(url: str) -> str | None:
+    """The database role a URL connects as (recorded so least privilege can be audited)."""
+    try:
+        return sa.engine.make_url(url).username
+    except sa.exc.ArgumentError:
+        return None

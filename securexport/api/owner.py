@@ -1,28 +1,15 @@
-"""Breach response: if bundles leak, who was in them?
+"""The data owner's recipes: revocations (DESIGN.md §12) and breach response.
 
-For an approval with an ``[owner]`` table, ``export`` collects the entity ids of the rows it
-writes (the rows left after suppression), keys each with HMAC-SHA-256 under a random per-export salt, and stores the sorted
-list, sealed with age to the owner's key, beside the ledger entry (attachment ``entities.age``;
-it travels to the owner in ``ledger sync``).  The signed manifest records the number of people
-(``records.entities``) and ``records.entity_set_sha256`` = SHA-256 of the concatenated sorted
-keyed hashes, so the sealed list cannot be swapped later; without the salt (inside the sealed
-list) the digest confirms no guess.
-
-Sealed list (before age)::
-
-    b"securexport.entity-set/1\\n" || salt (32 bytes) || n sorted 32-byte HMAC-SHA-256 values
-
-:func:`breach_report` answers which exports, approvals, recipients and how many people (an upper
-bound: the sum over exports) from the manifests alone; with the owner's identity it opens the
-lists (exact counts per export), and with candidate ids it names the people, as the owner's own
-ids, for the union of the exports.
+Revoke writes a signed revocation document (securexport.policy.revocation); import checks it
+against the trusted approvers and stores it (securexport.home.revocations).  A breach report
+answers which exports, approvals, recipients and how many people (an upper bound: the sum over
+exports) from the manifests alone; with the owner's identity it opens the sealed entity lists
+(securexport.data.entities: exact counts per export), and with candidate ids it names the
+people, as the owner's own ids, for the union of the exports.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,94 +18,79 @@ from typing import Any
 
 from securexport._crypto import agefile, sshsig
 from securexport._crypto.sshkey import SshPublicKey
+from securexport.bundle.container import MANIFEST, open_bundle
+from securexport.data.entities import ENTITIES, parse_entity_list
 from securexport.environment import Environment
 from securexport.errors import FileError, SecurexportError, UsageError, VerificationError
+from securexport.fsutil import atomic_write, signature_path
+from securexport.home.keystore import open_keystore
+from securexport.home.ledger import open_ledger, open_mirror
+from securexport.home.revocations import RevocationStore, load_revocations
+from securexport.home.truststore import TrustStore
 from securexport.limits import DEFAULT_LIMITS, Limits
-from securexport.manifest import Manifest, parse_manifest
+from securexport.policy.manifest import Manifest, parse_manifest
+from securexport.policy.revocation import (
+    Revocation,
+    make_revocation,
+    parse_revocation,
+    verify_revocation,
+)
 
-ENTITIES = "entities.age"
-MAGIC = b"securexport.entity-set/1\n"
-SALT_BYTES = 32
-DIGEST_BYTES = 32  # HMAC-SHA256 of one entity id
-HASH_BYTES = 32
-MAX_ENTITY_LIST_BYTES = 1 << 30
-
-
-def entity_text(value: object) -> str:
-    """The entity id as text: the same rule for exported values and the owner's candidates."""
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
+# --------------------------------------------------------------------------------------------
+# Revocations
+# --------------------------------------------------------------------------------------------
 
 
-class EntityCollector:
-    """Keyed hashes of the entity ids of the rows written (one per distinct entity)."""
-
-    def __init__(self, salt: bytes | None = None) -> None:
-        self.salt = os.urandom(SALT_BYTES) if salt is None else salt
-        if len(self.salt) != SALT_BYTES:
-            raise ValueError("the salt is 32 bytes")
-        self._hashes: set[bytes] = set()
-        self._key = hmac.HMAC(self.salt, digestmod=hashlib.sha256)
-
-    def digest_of(self, value: object) -> bytes:
-        """The keyed hash of one entity id (DIGEST_BYTES long)."""
-        mac = self._key.copy()
-        mac.update(entity_text(value).encode("utf-8"))
-        return mac.digest()
-
-    def add(self, value: object) -> None:
-        self._hashes.add(self.digest_of(value))
-
-    def add_digests(self, digests: bytes) -> None:
-        """Add hashes from :meth:`digest_of`, concatenated."""
-        if len(digests) % DIGEST_BYTES:
-            raise ValueError("digests come in DIGEST_BYTES")
-        self._hashes.update(
-            digests[i : i + DIGEST_BYTES] for i in range(0, len(digests), DIGEST_BYTES)
-        )
-
-    def __len__(self) -> int:
-        return len(self._hashes)
-
-    def sorted_hashes(self) -> list[bytes]:
-        return sorted(self._hashes)
-
-    def digest(self) -> str:
-        return set_digest(self.sorted_hashes())
-
-    def sealed(self, owner_age: str) -> bytes:
-        """The list, age-encrypted to the data owner."""
-        return agefile.encrypt(MAGIC + self.salt + b"".join(self.sorted_hashes()), [owner_age])
+def revoke(
+    env: Environment,
+    kind: str,
+    target: str,
+    as_name: str,
+    output: Path,
+    *,
+    reason: str | None = None,
+) -> Revocation:
+    """Write a revocation signed by identity ``as_name`` to ``output`` and ``output.sig``."""
+    if output.exists() or output.is_symlink():
+        raise FileError(f"{output} exists already", hint="choose a new output name")
+    raw = make_revocation(kind, target, env.now(), reason)
+    signature = sshsig.sign(
+        open_keystore(env).signing_key(as_name), raw, sshsig.NAMESPACE_REVOCATION
+    )
+    atomic_write(signature_path(output), signature, mode=0o644)
+    atomic_write(output, raw, mode=0o644)
+    return parse_revocation(raw)
 
 
-def set_digest(sorted_hashes: Sequence[bytes]) -> str:
-    return hashlib.sha256(b"".join(sorted_hashes)).hexdigest()
+def import_revocation(env: Environment, path: Path) -> tuple[Revocation, str, bool]:
+    """Verify ``path`` (and ``path.sig``) against the trusted approvers and store it.
+
+    Returns the revocation, the approver's name and whether it was new.
+    """
+    try:
+        raw = path.read_bytes()
+        signature = signature_path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise FileError(f"{exc.filename} does not exist", hint="the signature is FILE.sig") from exc
+    except OSError as exc:
+        raise FileError(f"cannot read {path}: {exc.strerror}") from exc
+    trust = TrustStore(env.home)
+    revocation, name = verify_revocation(
+        raw, signature, lambda key: trust.approver_name(key, sshsig.NAMESPACE_REVOCATION)
+    )
+    assert name is not None
+    env.home.ensure()
+    added = RevocationStore(env.home).add(raw, signature)
+    return revocation, name, added
 
 
-@dataclass(frozen=True)
-class EntityList:
-    salt: bytes
-    hashes: frozenset[bytes]
-    digest: str
-
-    def keyed(self, candidate: str) -> bytes:
-        return hmac.new(self.salt, candidate.encode("utf-8"), hashlib.sha256).digest()
-
-
-def parse_entity_list(plain: bytes) -> EntityList:
-    body = plain[len(MAGIC) :]
-    if not plain.startswith(MAGIC) or len(body) < SALT_BYTES or len(body) % HASH_BYTES:
-        raise VerificationError("the sealed entity list is malformed")
-    salt, rest = body[:SALT_BYTES], body[SALT_BYTES:]
-    hashes = [rest[i : i + HASH_BYTES] for i in range(0, len(rest), HASH_BYTES)]
-    if hashes != sorted(set(hashes)):
-        raise VerificationError("the sealed entity list is not sorted and distinct")
-    return EntityList(salt, frozenset(hashes), set_digest(hashes))
+def list_revocations(env: Environment) -> list[Revocation]:
+    """The revocations imported into this home, each signature checked again."""
+    return list(load_revocations(env.home).items)
 
 
 # --------------------------------------------------------------------------------------------
-# The query
+# Breach response
 # --------------------------------------------------------------------------------------------
 
 
@@ -234,9 +206,6 @@ def breach_report(
     to ``recipient`` (a name or an ``age1…`` key: a lost laptop), made between ``since`` and
     ``until`` (inclusive).  Each selected entry's signature is checked as a named one is.
     """
-    from securexport.api import _keystore
-    from securexport.bundle import MANIFEST, open_bundle
-
     wanted = list(export_ids)
     for path in bundles:
         with open_bundle(path, limits) as bundle:
@@ -260,14 +229,12 @@ def breach_report(
     if log is not None:
         rows = _from_mirror(env, log, wanted)
     else:
-        from securexport.register import _open_ledger
-
-        with _open_ledger(env) as ledger:
+        with open_ledger(env) as ledger:
             for export_id in dict.fromkeys(wanted):
                 entry = ledger.entry(export_id)
                 rows.append((entry.leaf, entry.signature, ledger.attachment(export_id, ENTITIES)))
 
-    identity = _keystore(env).age_identity(as_name) if as_name is not None else None
+    identity = open_keystore(env).age_identity(as_name) if as_name is not None else None
     names = _read_candidates(candidates) if candidates is not None else None
     named: set[str] = set()
     exports: list[ExportFacts] = []
@@ -284,7 +251,7 @@ def breach_report(
             continue
         if identity is None:
             continue
-        plain = agefile.decrypt(sealed, [identity], max_bytes=MAX_ENTITY_LIST_BYTES)
+        plain = agefile.decrypt(sealed, [identity], max_bytes=limits.max_entity_list_bytes)
         entity_list = parse_entity_list(plain)
         records = manifest.document.get("records", {})
         if entity_list.digest != records.get("entity_set_sha256"):
@@ -315,7 +282,7 @@ def _exports_to(
     """Export ids of every logged export naming ``recipient`` (recipient or auditor)."""
     leaves: list[tuple[str, bytes]] = []
     if log is not None:
-        mirror = _open_mirror(env, log)
+        mirror = open_mirror(env, log)
         try:
             for export_id in mirror.export_ids():
                 found = mirror.entry(export_id)
@@ -324,9 +291,7 @@ def _exports_to(
         finally:
             mirror.close()
     else:
-        from securexport.register import _open_ledger
-
-        with _open_ledger(env) as ledger:
+        with open_ledger(env) as ledger:
             leaves = [(e.export_id, e.leaf) for e in ledger.entries()]
     selected = []
     for export_id, leaf in leaves:
@@ -343,25 +308,10 @@ def _exports_to(
     return selected
 
 
-def _open_mirror(env: Environment, log: str) -> Any:
-    from securexport.api import _trust
-    from securexport.trust import parse_verifier_key
-    from securexport.witness import Mirror, mirror_path
-
-    keys = [k for k in _trust(env).ledger_keys() if k.name == log]
-    if not keys:
-        raise UsageError(f"no trusted ledger named {log!r}")
-    origin = parse_verifier_key(keys[0].key_text)[0]
-    path = mirror_path(env, origin)
-    if not path.exists():
-        raise UsageError(f"this witness has no mirror of {log}", hint="securexport ledger witness")
-    return Mirror(path)
-
-
 def _from_mirror(
     env: Environment, log: str, wanted: Sequence[str]
 ) -> list[tuple[bytes, bytes, bytes | None]]:
-    mirror = _open_mirror(env, log)
+    mirror = open_mirror(env, log)
     try:
         out = []
         for export_id in dict.fromkeys(wanted):
@@ -372,13 +322,3 @@ def _from_mirror(
         return out
     finally:
         mirror.close()
-
-
-__all__ = [
-    "ENTITIES",
-    "BreachReport",
-    "EntityCollector",
-    "breach_report",
-    "entity_text",
-    "parse_entity_list",
-]

@@ -57,6 +57,7 @@ from securexport.errors import (
     VerificationError,
 )
 from securexport.fsutil import atomic_write, check_not_world_readable, ensure_private_dir
+from securexport.home.config import refuse_kdf_setting
 from securexport.limits import DEFAULT_LIMITS
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -229,6 +230,15 @@ class PublicIdentity:
     age_recipient: str
     signing_key: SshPublicKey
     store: str  # "keyring" or "file": where the secret halves live
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "age_recipient": self.age_recipient,
+            "signing_key": self.signing_key.to_line(),
+            "fingerprint": self.signing_key.fingerprint(),
+            "store": self.store,
+        }
 
 
 @dataclass(frozen=True)
@@ -698,3 +708,10 @@ def _load_openssh_ed25519(pem: str, label: str) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyUnavailableError(f"{label} is not an Ed25519 key")
     return key
+
+
+def open_keystore(env: Environment) -> KeyStore:
+    """This home's key store.  New key files cost ``env.scrypt_log_n`` (2^18 unless the caller
+    built its Environment with less); a config.toml that tries to lower it is refused."""
+    refuse_kdf_setting(env.home)
+    return KeyStore(env, scrypt_log_n=env.scrypt_log_n)

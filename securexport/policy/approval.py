@@ -40,6 +40,9 @@ TRANSFORMS = (
     "map",
     "mask",
 )
+
+# Bump a transform's version whenever its output for some input changes.
+TRANSFORM_VERSIONS: Mapping[str, int] = MappingProxyType(dict.fromkeys(TRANSFORMS, 1))
 OnInvalid = Literal["error", "null", "suppress_row"]
 
 # A literal filter value as TOML gives it (dates and datetimes included), or a relative date.
@@ -1513,3 +1516,12 @@ def approval_template() -> str:
     every line marked REPLACE must be edited before signing.
     """
     return _TEMPLATE
+
+
+def transform_version(column: Column) -> str:
+    """The transform with its version, as the manifest records it, e.g. ``postcode_trunc@1``."""
+    version = TRANSFORM_VERSIONS.get(column.transform)
+    if version is None:
+        where = f" (line {column.line})" if column.line is not None else ""
+        raise ApprovalError(f"column {column.name!r}{where}: {column.transform}: unknown transform")
+    return f"{column.transform}@{version}"

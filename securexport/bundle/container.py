@@ -30,10 +30,7 @@ from typing import Any, BinaryIO, Self
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from securexport.errors import FileError, SecurexportError, VerificationError
-from securexport.fsutil import PRIVATE_DIR, PRIVATE_FILE, os_error_message, partial_output
-from securexport.limits import Limits
-from securexport.zipcheck import (
+from securexport.bundle.zipcheck import (
     METHOD_AES,
     METHOD_DEFLATED,
     METHOD_STORED,
@@ -42,6 +39,9 @@ from securexport.zipcheck import (
     inspect_zip,
     name_problem,
 )
+from securexport.errors import FileError, SecurexportError, VerificationError
+from securexport.fsutil import PRIVATE_DIR, PRIVATE_FILE, os_error_message, partial_output
+from securexport.limits import Limits
 
 PAYLOAD = "payload.zip"
 KEY_FILE = "payload.key.age"

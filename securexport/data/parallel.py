@@ -35,9 +35,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from securexport import breach, pipeline
-from securexport.source import EntityPart, Snapshot, Source, build_query
-from securexport.spool import Spool
+from securexport.data import entities, pipeline
+from securexport.data.source import EntityPart, Snapshot, Source, build_query
+from securexport.data.spool import Spool
 
 _T = TypeVar("_T")
 MIN_ROWS = 200_000  # below this a second process costs more than it saves
@@ -112,7 +112,7 @@ def _run_worker(
     shared: str | None,
     plan: pipeline.CompiledPlan,
     spool: Spool | None,
-    collector: breach.EntityCollector | None,
+    collector: entities.EntityCollector | None,
     max_cell_chars: int,
 ) -> None:
     """In the forked child: read (or only count) the second part, report, leave without
@@ -213,7 +213,7 @@ class ParallelRead:
     spool_dir: Path
     worker: _Worker | None
     layout: _Layout | None
-    collector: breach.EntityCollector | None
+    collector: entities.EntityCollector | None
     max_cell_chars: int
     worker_peak_kb: int = 0
 
@@ -309,7 +309,7 @@ def start(
     run_date: date,
     spool_dir: Path,
     *,
-    collector: breach.EntityCollector | None = None,
+    collector: entities.EntityCollector | None = None,
     max_cell_chars: int,
     min_rows: int = MIN_ROWS,
     counting: bool = False,

@@ -1,58 +1,24 @@
-"""The export register's recipes: ledger key, list, show, verify, checkpoint, prove.
-
-Re-exported by :mod:`securexport.api`.
-"""
+"""The export register's recipes: ledger key, list, show, verify, checkpoint, prove."""
 
 from __future__ import annotations
 
 import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from securexport._crypto import sshsig
+from securexport.bundle.container import APPROVAL, APPROVAL_SIG
 from securexport.environment import Environment
-from securexport.errors import FileError, UsageError, VerificationError
-from securexport.ledger import KIND_EXPORT
+from securexport.errors import VerificationError
+from securexport.home.keystore import open_keystore
+from securexport.home.ledger import open_ledger
+from securexport.home.truststore import TrustStore, parse_verifier_key
+from securexport.ledger.log import KIND_EXPORT, Entry, Ledger
 from securexport.limits import DEFAULT_LIMITS
-from securexport.manifest import parse_manifest
-
-
-def _keystore(env: Environment) -> Any:
-    from securexport.api import _keystore as make
-
-    return make(env)
-
-
-def ledger_target(env: Environment) -> str | None:
-    """The team ledger's URL, if this installation uses one instead of ``ledger.db``.
-
-    ``--ledger URL`` wins; else ``[ledger] url = "postgresql+psycopg://USER@HOST/DB"`` in
-    ``$SECUREXPORT_HOME/config.toml``; else None (the home's SQLite ledger).
-    """
-    if env.ledger_url:
-        return env.ledger_url
-    import tomllib
-
-    path = env.home.config_path
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FileError(f"cannot read {path}: {exc}") from exc
-    section = data.get("ledger", {})
-    url = section.get("url") if isinstance(section, dict) else None
-    if url is not None and (not isinstance(url, str) or not url):
-        raise UsageError(f"{path}: ledger.url must be a non-empty string")
-    return url
-
-
-def _open_ledger(env: Environment) -> Any:
-    from securexport import ledger as ledger_mod
-
-    env.home.ensure()
-    return ledger_mod.open_ledger(env.home.ledger_path, ledger_target(env))
+from securexport.policy import authorise
+from securexport.policy.manifest import parse_manifest
 
 
 def ledger_verifier_key(env: Environment) -> str:
@@ -61,11 +27,11 @@ def ledger_verifier_key(env: Environment) -> str:
     The data owner puts it in the approval (``[[exporters]] ledger = …``) or recipients trust it
     with ``trust add NAME KEY --role ledger``, so receipts can be checked offline.
     """
-    with _open_ledger(env) as ledger:
+    with open_ledger(env) as ledger:
         pinned: str | None = ledger.pinned_verifier_key()
         if pinned:
             return pinned
-        return str(ledger.verifier_key(_keystore(env).ledger_signing_key()))
+        return str(ledger.verifier_key(open_keystore(env).ledger_signing_key()))
 
 
 def ledger_entries(
@@ -77,7 +43,7 @@ def ledger_entries(
     committed: an orphan, its run used); ``in-progress`` (its export is still running here); or
     ``unconfirmed`` (committed on another machine, or before a reboot, and never confirmed).
     """
-    with _open_ledger(env) as ledger:
+    with open_ledger(env) as ledger:
         summaries = [_entry_summary(e) for e in ledger.entries(start=start, limit=limit)]
         if summaries:
             states = {b.export_id: b.state for b in ledger.bundle_states(start=start, limit=limit)}
@@ -86,7 +52,7 @@ def ledger_entries(
         return summaries
 
 
-def _entry_summary(entry: Any) -> dict[str, Any]:
+def _entry_summary(entry: Entry) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "index": entry.index,
         "kind": entry.kind,
@@ -108,7 +74,7 @@ def _entry_summary(entry: Any) -> dict[str, Any]:
 
 def ledger_show(env: Environment, key: str) -> dict[str, Any]:
     """One entry, by index or export id, with its full manifest."""
-    with _open_ledger(env) as ledger:
+    with open_ledger(env) as ledger:
         # An index is ASCII digits that fit the ledger's integers; anything else is an export id.
         is_index = re.fullmatch(r"[0-9]{1,18}", key) is not None
         entry = ledger.entry(int(key) if is_index else key)
@@ -117,7 +83,7 @@ def ledger_show(env: Environment, key: str) -> dict[str, Any]:
         return summary
 
 
-def _entry_checker(ledger: Any, env: Environment) -> Any:
+def _entry_checker(env: Environment, ledger: Ledger) -> Callable[[Entry], None]:
     """Per-entry audit for ``ledger verify``.
 
     The manifest parses and its signature verifies; the ledger's index columns agree with the
@@ -125,25 +91,17 @@ def _entry_checker(ledger: Any, env: Environment) -> Any:
     the entry, signature checked against this installation's trusted approvers): exporter,
     window, run number, recipients, row cap, format, columns and files.
     """
-    from securexport import policy
-    from securexport.bundle import APPROVAL, APPROVAL_SIG
-    from securexport.trust import TrustStore
-
     trust = TrustStore(env.home)
-
-    def approver_for(key: Any) -> str | None:
-        found = trust.approver_for(key)
-        return found.name if found else None
 
     # Many entries ran under one approval: parse and verify each (approval, signature) pair
     # once.  The answer depends only on those bytes and the trust store, fixed for the run.
     @functools.lru_cache(maxsize=256)
-    def load_approval(raw: bytes, sig: bytes | None) -> Any:
-        return policy.load_signed_approval(
-            raw, sig, approver_for, DEFAULT_LIMITS, error=VerificationError
+    def load_approval(raw: bytes, sig: bytes | None) -> authorise.SignedApproval:
+        return authorise.load_signed_approval(
+            raw, sig, trust.approver_name, DEFAULT_LIMITS, error=VerificationError
         )
 
-    def check(entry: Any) -> None:
+    def check(entry: Entry) -> None:
         manifest = parse_manifest(entry.leaf, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
         signer = sshsig.verify(entry.signature, entry.leaf, sshsig.NAMESPACE_MANIFEST)
         # Every index column outside the tree must say what the signed bytes say.
@@ -168,16 +126,14 @@ def _entry_checker(ledger: Any, env: Environment) -> Any:
         sig = ledger.attachment(entry.export_id, APPROVAL_SIG)
         if raw is None:
             raise VerificationError("the approval this export ran under is not stored beside it")
-        policy.check_manifest(manifest, load_approval(raw, sig).approval, signer)
+        authorise.check_manifest(manifest, load_approval(raw, sig).approval, signer)
 
     return check
 
 
-def _check_pinned_key(origin: str, pinned: str, env: Environment) -> str:
+def _check_pinned_key(env: Environment, origin: str, pinned: str) -> str:
     """Hold the key the ledger recorded to a key trusted from outside it, when there is one:
     a ledger rewritten wholesale and re-signed under a new key then fails (exit 5)."""
-    from securexport.trust import TrustStore, parse_verifier_key
-
     trusted = [
         t.key_text
         for t in TrustStore(env.home).ledger_keys()
@@ -196,7 +152,7 @@ def _check_pinned_key(origin: str, pinned: str, env: Environment) -> str:
 
 def ledger_verify(env: Environment) -> dict[str, Any]:
     """Recompute the tree, check every checkpoint and every entry; exit 5 at the first bad one."""
-    with _open_ledger(env) as ledger:
+    with open_ledger(env) as ledger:
         key = ledger.pinned_verifier_key()
         if key is None:
             return {
@@ -206,8 +162,8 @@ def ledger_verify(env: Environment) -> dict[str, Any]:
                 "checkpoints_checked": 0,
                 "missing_bundles": [],
             }
-        key_source = _check_pinned_key(ledger.origin, key, env)
-        report = ledger.verify_all(key, check_entry=_entry_checker(ledger, env))
+        key_source = _check_pinned_key(env, ledger.origin, key)
+        report = ledger.verify_all(key, check_entry=_entry_checker(env, ledger))
         missing = [b for b in ledger.bundle_states() if b.state == "missing"]
         return {
             "ok": True,
@@ -228,7 +184,7 @@ def ledger_verify(env: Environment) -> dict[str, Any]:
 
 def ledger_checkpoint(env: Environment) -> str:
     """The newest signed checkpoint (a C2SP signed note)."""
-    with _open_ledger(env) as ledger:
+    with open_ledger(env) as ledger:
         note: str | None = ledger.latest_checkpoint()
         if note is None:
             raise VerificationError("the ledger is empty: no checkpoint yet")
@@ -237,5 +193,5 @@ def ledger_checkpoint(env: Environment) -> str:
 
 def ledger_prove(env: Environment, export_id: str) -> bytes:
     """A fresh receipt (tlog-proof) for an export against the newest checkpoint."""
-    with _open_ledger(env) as ledger:
+    with open_ledger(env) as ledger:
         return bytes(ledger.prove(export_id).to_bytes())

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from securexport import transforms
 from securexport._crypto import sshsig
 from securexport._crypto.sshkey import SshPublicKey
-from securexport.approval import Approval, Exporter, parse_approval
 from securexport.errors import PolicyError, VerificationError
 from securexport.limits import Limits
-from securexport.manifest import Manifest
+from securexport.policy.approval import Approval, Exporter, parse_approval, transform_version
+from securexport.policy.manifest import Manifest
+from securexport.policy.times import rfc3339
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,10 @@ def check_window(
 ) -> None:
     """The validity window is inclusive at both ends."""
     if now < approval.not_before:
-        raise error(f"approval {approval.id} is not valid before {_rfc3339(approval.not_before)}")
+        raise error(f"approval {approval.id} is not valid before {rfc3339(approval.not_before)}")
     if now > approval.expires:
         raise error(
-            f"approval {approval.id} expired at {_rfc3339(approval.expires)}",
+            f"approval {approval.id} expired at {rfc3339(approval.expires)}",
             hint="ask the data owner for a renewed approval",
         )
 
@@ -100,10 +100,6 @@ def next_run(approval: Approval, runs_used: int) -> int:
             hint="ask the data owner for a new approval",
         )
     return runs_used + 1
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def check_manifest(manifest: Manifest, approval: Approval, signer: SshPublicKey) -> Exporter:
@@ -146,7 +142,7 @@ def check_manifest(manifest: Manifest, approval: Approval, signer: SshPublicKey)
         raise VerificationError("the manifest's format differs from the approval's")
     # What each column is and how an invalid value was handled (a dropped row vs a NULL).
     approved_columns = [
-        (c.name, c.source, transforms.transform_version(c), c.on_invalid) for c in approval.columns
+        (c.name, c.source, transform_version(c), c.on_invalid) for c in approval.columns
     ]
     doc_columns = manifest.document.get("columns")
     if (

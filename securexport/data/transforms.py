@@ -36,12 +36,11 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any, Final
 
-from securexport.approval import TRANSFORMS, Column
 from securexport.errors import ApprovalError, KeyUnavailableError, PolicyError
+from securexport.policy.approval import Column
 
 __all__ = [
     "SUPPRESS_ROW",
-    "TRANSFORM_VERSIONS",
     "InvalidValueError",
     "RunContext",
     "cell_validator",
@@ -51,14 +50,10 @@ __all__ = [
     "pseudonym_reference",
     "to_json_value",
     "to_text",
-    "transform_version",
 ]
 
 CompiledTransform = Callable[[object], object]
 CellValidator = Callable[[str | None], bool]
-
-# Bump a transform's version whenever its output for some input changes.
-TRANSFORM_VERSIONS: Final[Mapping[str, int]] = dict.fromkeys(TRANSFORMS, 1)
 
 KEY_CHECK_MESSAGE: Final = b"securexport/key-check/v1"
 PSEUDONYM_LENGTH: Final = 26  # 128 bits in base32 without padding
@@ -745,14 +740,6 @@ _BODIES: Final[Mapping[str, Callable[[Column, RunContext], Body]]] = {
     "map": _body_map,
     "mask": _body_mask,
 }
-
-
-def transform_version(column: Column) -> str:
-    """The transform with its version, as the manifest records it, e.g. ``postcode_trunc@1``."""
-    version = TRANSFORM_VERSIONS.get(column.transform)
-    if version is None:
-        raise _bad_param(column, "unknown transform")
-    return f"{column.transform}@{version}"
 
 
 def compile_column(column: Column, ctx: RunContext) -> CompiledTransform:

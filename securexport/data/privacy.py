@@ -24,9 +24,9 @@ from fractions import Fraction
 from itertools import compress, islice
 from operator import eq
 
-from securexport.approval import Privacy
+from securexport.data.transforms import to_text
 from securexport.errors import PolicyError
-from securexport.transforms import to_text
+from securexport.policy.approval import Privacy
 
 __all__ = [
     "ClassCounter",

@@ -9,8 +9,8 @@ detached SSHSIG in the namespace ``securexport-revocation-v1``::
 ``kind`` is ``approval`` (with ``approval_id``, which revokes every version of that id, or
 ``approval_sha256``, which revokes exactly one signed file), ``exporter`` (with ``ssh``, an
 ``ssh-ed25519`` key) or ``recipient`` (with ``age``, an ``age1…`` recipient; auditors too).
-Once imported into ``$SECUREXPORT_HOME/revocations/`` (after its signature by a trusted approver
-is checked), ``export`` refuses (exit 3), and ``verify``/``decrypt`` refuse (exit 5), anything it
+Once imported into ``$SECUREXPORT_HOME/revocations/`` (securexport.home.revocations, after its
+signature by a trusted approver is checked), ``export`` refuses (exit 3), and ``verify``/``decrypt`` refuse (exit 5), anything it
 names, whenever it was made: a revocation says "stop trusting this", not "from this date".
 Revocations only ever take trust away, so one signed by an approver who is later removed from the
 trust store stays in force; a damaged stored revocation makes every check fail (fail closed).
@@ -23,23 +23,16 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any, Literal
 
 import rfc8785
 
 from securexport._crypto import sshsig
 from securexport._crypto.sshkey import InvalidKeyError, SshPublicKey
-from securexport.approval import Approval
-from securexport.environment import Environment, Home
-from securexport.errors import (
-    FileError,
-    PolicyError,
-    UsageError,
-    VerificationError,
-)
-from securexport.fsutil import atomic_write, ensure_private_dir
+from securexport.errors import PolicyError, UsageError, VerificationError
+from securexport.policy.approval import Approval
+from securexport.policy.times import rfc3339
 
 SCHEMA = "securexport.revocation/1"
 Kind = Literal["approval", "exporter", "recipient"]
@@ -105,17 +98,13 @@ class Revocation:
         return doc
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def make_revocation(kind: str, target: str, now: datetime, reason: str | None = None) -> bytes:
     """The canonical bytes of a new revocation of ``target`` (checked like the parser does)."""
     if kind not in KINDS:
         raise UsageError(
             f"unknown revocation kind {kind!r}", hint="approval, exporter or recipient"
         )
-    doc: dict[str, Any] = {"schema": SCHEMA, "kind": kind, "revoked_at": _rfc3339(now)}
+    doc: dict[str, Any] = {"schema": SCHEMA, "kind": kind, "revoked_at": rfc3339(now)}
     target = target.strip()
     if kind == "approval":
         doc["approval_sha256" if _HEX64.fullmatch(target) else "approval_id"] = target
@@ -206,61 +195,11 @@ def verify_revocation(
     return parse_revocation(raw), name
 
 
-# --------------------------------------------------------------------------------------------
-# The local store: $SECUREXPORT_HOME/revocations/<sha256>.json (+ .json.sig)
-# --------------------------------------------------------------------------------------------
-
-
-class RevocationStore:
-    """The revocations imported into one home."""
-
-    def __init__(self, home: Home) -> None:
-        self._dir = home.revocations_dir
-
-    def add(self, raw: bytes, signature: bytes) -> bool:
-        """Store a verified revocation; False if it was there already."""
-        digest = hashlib.sha256(raw).hexdigest()
-        path = self._dir / f"{digest}.json"
-        if path.exists():
-            return False
-        ensure_private_dir(self._dir)
-        atomic_write(path.with_name(path.name + ".sig"), signature)
-        atomic_write(path, raw)
-        return True
-
-    def load(self) -> list[Revocation]:
-        """Every stored revocation, signatures re-checked (a damaged one is an error)."""
-        if not self._dir.exists():
-            return []
-        found = []
-        for path in sorted(self._dir.glob("*.json")):
-            try:
-                raw = path.read_bytes()
-                signature = path.with_name(path.name + ".sig").read_bytes()
-            except OSError as exc:
-                raise FileError(f"cannot read the revocation {path}: {exc.strerror}") from exc
-            try:
-                revocation, _ = verify_revocation(raw, signature, None)
-            except VerificationError as exc:
-                raise FileError(
-                    f"the stored revocation {path} is damaged ({exc.message})",
-                    hint="import it again from the approver's file, or remove it knowingly",
-                ) from exc
-            if revocation.sha256 != path.stem:
-                raise FileError(f"the stored revocation {path} is damaged (name)")
-            found.append(revocation)
-        return found
-
-
 @dataclass(frozen=True)
 class Revocations:
     """A loaded set of revocations, and the checks the commands make against it."""
 
     items: tuple[Revocation, ...]
-
-    @classmethod
-    def of(cls, home: Home) -> Revocations:
-        return cls(tuple(RevocationStore(home).load()))
 
     def problems(
         self,
@@ -303,79 +242,3 @@ class Revocations:
                 found[0] + (f" (and {len(found) - 1} more)" if len(found) > 1 else ""),
                 hint="the approver revoked it: ask the data owner for a new approval",
             )
-
-
-# --------------------------------------------------------------------------------------------
-# Recipes (re-exported by securexport.api)
-# --------------------------------------------------------------------------------------------
-
-
-def _signature_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sig")
-
-
-def revoke(
-    kind: str,
-    target: str,
-    as_name: str,
-    output: Path,
-    env: Environment,
-    *,
-    reason: str | None = None,
-) -> Revocation:
-    """Write a revocation signed by identity ``as_name`` to ``output`` and ``output.sig``."""
-    from securexport.api import _keystore
-
-    if output.exists() or output.is_symlink():
-        raise FileError(f"{output} exists already", hint="choose a new output name")
-    raw = make_revocation(kind, target, env.now(), reason)
-    signature = sshsig.sign(_keystore(env).signing_key(as_name), raw, sshsig.NAMESPACE_REVOCATION)
-    atomic_write(_signature_path(output), signature, mode=0o644)
-    atomic_write(output, raw, mode=0o644)
-    return parse_revocation(raw)
-
-
-def import_revocation(path: Path, env: Environment) -> tuple[Revocation, str, bool]:
-    """Verify ``path`` (and ``path.sig``) against the trusted approvers and store it.
-
-    Returns the revocation, the approver's name and whether it was new.
-    """
-    from securexport.trust import TrustStore
-
-    try:
-        raw = path.read_bytes()
-        signature = _signature_path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise FileError(f"{exc.filename} does not exist", hint="the signature is FILE.sig") from exc
-    except OSError as exc:
-        raise FileError(f"cannot read {path}: {exc.strerror}") from exc
-    trust = TrustStore(env.home)
-
-    def approver_for(key: SshPublicKey) -> str | None:
-        found = trust.approver_for(key, sshsig.NAMESPACE_REVOCATION)
-        return found.name if found else None
-
-    revocation, name = verify_revocation(raw, signature, approver_for)
-    assert name is not None
-    env.home.ensure()
-    added = RevocationStore(env.home).add(raw, signature)
-    return revocation, name, added
-
-
-def list_revocations(env: Environment) -> list[Revocation]:
-    return list(Revocations.of(env.home).items)
-
-
-__all__ = [
-    "KINDS",
-    "SCHEMA",
-    "Revocation",
-    "RevocationStore",
-    "Revocations",
-    "import_revocation",
-    "list_revocations",
-    "make_revocation",
-    "parse_revocation",
-    "revoke",
-    "verify_revocation",
-]

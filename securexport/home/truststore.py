@@ -432,6 +432,22 @@ class TrustStore:
                 return self._approver(entry)
         return None
 
+    def approver_name(self, key: SshPublicKey, namespace: str = NAMESPACE_APPROVAL) -> str | None:
+        """The name of the trusted approver holding ``key``, or None (see :meth:`approver_for`);
+        the lookup the authorisation rules take."""
+        found = self.approver_for(key, namespace)
+        return found.name if found else None
+
+    def ledger_origin(self, name: str) -> tuple[str, str]:
+        """The verifier key text and origin of the trusted ledger ``name``; UsageError if none."""
+        keys = [k for k in self.ledger_keys() if k.name == name]
+        if not keys:
+            raise UsageError(
+                f"no trusted ledger named {name!r}",
+                hint="securexport trust add NAME KEY --role ledger (the exporter's 'ledger key')",
+            )
+        return keys[0].key_text, parse_verifier_key(keys[0].key_text)[0]
+
     def ledger_keys(self) -> list[TrustedKey]:
         _, logs = self._log_lines()
         return [self._ledger(e) for e in logs]

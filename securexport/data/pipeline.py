@@ -36,14 +36,14 @@ from itertools import accumulate, compress, repeat
 from operator import and_, is_, itemgetter
 from typing import Any
 
-from securexport import breach, transforms
-from securexport.approval import Approval
+from securexport.data import entities, transforms
+from securexport.data.privacy import QI, EntityRunCounter, PrivacyOutcome, evaluate
+from securexport.data.privacy import check as check_privacy
+from securexport.data.source import BuiltQuery, Snapshot, build_query
+from securexport.data.spool import Spool
 from securexport.errors import PolicyError
 from securexport.limits import DEFAULT_LIMITS
-from securexport.privacy import QI, EntityRunCounter, PrivacyOutcome, evaluate
-from securexport.privacy import check as check_privacy
-from securexport.source import BuiltQuery, Snapshot, build_query
-from securexport.spool import Spool
+from securexport.policy.approval import Approval
 
 
 @dataclass
@@ -399,14 +399,14 @@ def _transform_rows_slowly(
 _RECORD_HEAD = struct.Struct(">IBB")  # rows, has class ids, has entity digests
 _U32 = "I"
 assert array(_U32).itemsize == 4
-_DIGEST = breach.DIGEST_BYTES
+_DIGEST = entities.DIGEST_BYTES
 
 
 @dataclass
 class _Batch:
     lengths: array[int]  # characters of each row's text
     class_ids: array[int] | None
-    digests: bytes | None  # breach.EntityCollector digests, one per row
+    digests: bytes | None  # entities.EntityCollector digests, one per row
     text: bytes  # UTF-8
 
     def pack(self) -> bytes:
@@ -509,7 +509,7 @@ def read_part(
     plan_: CompiledPlan,
     spool: Spool,
     progress: Any = None,
-    collector: breach.EntityCollector | None = None,
+    collector: entities.EntityCollector | None = None,
     max_cell_chars: int = DEFAULT_LIMITS.max_cell_bytes,
     rows_before: int = 0,
 ) -> PartRead:
@@ -645,7 +645,7 @@ def replay(
     result: ReadResult,
     entry: Any,
     progress: Any = None,
-    collector: breach.EntityCollector | None = None,
+    collector: entities.EntityCollector | None = None,
 ) -> int:
     """Write the spooled batches of every part, in order, into the payload ``entry``,
     dropping the small classes.

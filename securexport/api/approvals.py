@@ -1,0 +1,93 @@
+"""Approvals: the template, a strict check, signing, and loading a signed one for a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from securexport._crypto import sshsig
+from securexport.environment import Environment
+from securexport.errors import SecurexportError
+from securexport.fsutil import atomic_write, read_limited, signature_path
+from securexport.home.keystore import open_keystore
+from securexport.home.truststore import TrustStore
+from securexport.limits import DEFAULT_LIMITS, Limits
+from securexport.policy import authorise
+from securexport.policy.approval import Approval, approval_template, parse_approval
+
+
+def init_approval() -> str:
+    """A commented approval template to fill in."""
+    return approval_template()
+
+
+@dataclass(frozen=True)
+class ApprovalCheck:
+    approval: Approval
+    signed: bool
+    signer: str | None
+    window: str  # "valid", "not yet valid", "expired"
+    problems: tuple[str, ...]
+
+
+def check_approval(env: Environment, path: Path, limits: Limits = DEFAULT_LIMITS) -> ApprovalCheck:
+    """Parse strictly; report signature and validity without refusing on them."""
+    raw = read_limited(path, limits.max_approval_bytes, "approval")
+    approval = parse_approval(raw, limits=limits, filename=path.name)
+    problems: list[str] = []
+    signer: str | None = None
+    sig_path = signature_path(path)
+    signed = sig_path.exists()
+    if signed:
+        try:
+            sig = read_limited(sig_path, limits.max_signature_bytes, "signature")
+            signer = authorise.load_signed_approval(
+                raw, sig, TrustStore(env.home).approver_name, limits
+            ).signer_name
+        except SecurexportError as exc:
+            problems.append(exc.message)
+    else:
+        problems.append("not signed")
+    now = env.now()
+    window = "valid"
+    if now < approval.not_before:
+        window = "not yet valid"
+    elif now > approval.expires:
+        window = "expired"
+    if window != "valid":
+        problems.append(f"validity window: {window}")
+    return ApprovalCheck(approval, signed, signer, window, tuple(problems))
+
+
+def sign_approval(
+    env: Environment, path: Path, as_name: str, limits: Limits = DEFAULT_LIMITS
+) -> Path:
+    """Parse strictly, warn if the window is over, write the detached SSHSIG to FILE.sig."""
+    raw = read_limited(path, limits.max_approval_bytes, "approval")
+    approval = parse_approval(raw, limits=limits, filename=path.name)
+    key = open_keystore(env).signing_key(as_name)  # a missing key is the one error, alone
+    if env.now() > approval.expires:
+        env.warn(f"approval {approval.id} has already expired; signing it anyway")
+    signature = sshsig.sign(key, raw, sshsig.NAMESPACE_APPROVAL)
+    sig_path = signature_path(path)
+    atomic_write(sig_path, signature, mode=0o644)
+    return sig_path
+
+
+def load_for_run(
+    env: Environment, approval_path: Path, limits: Limits
+) -> tuple[authorise.SignedApproval, bytes, bytes]:
+    """A signed approval as a run needs it (plan, export, a pseudonym key's export): signed by
+    a trusted approver, or refused; with its bytes and signature."""
+    raw = read_limited(approval_path, limits.max_approval_bytes, "approval")
+    sig_path = signature_path(approval_path)
+    sig = (
+        read_limited(sig_path, limits.max_signature_bytes, "signature")
+        if sig_path.exists()
+        else None
+    )
+    signed = authorise.load_signed_approval(
+        raw, sig, TrustStore(env.home).approver_name, limits, filename=approval_path.name
+    )
+    assert sig is not None
+    return signed, raw, sig
