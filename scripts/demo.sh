@@ -3,7 +3,7 @@
 # Each role has its own home (as it would on its own machine); files travel between them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# DEMO_OUT / DEMO_PEOPLE let the test suite run this very script (tests/test_demo.py).
+# DEMO_OUT / DEMO_PEOPLE let the test suite run this very script (tests/system/test_demo.py).
 SX="$PWD/.venv/bin/securexport"
 OUT="${DEMO_OUT:-demo-output}"
 PEOPLE="${DEMO_PEOPLE:-30000}"

@@ -17,7 +17,7 @@ holds the portable queries; :class:`_PostgresStore` (a team ledger, opened from 
 write lock (a transaction-scoped advisory lock in place of ``BEGIN IMMEDIATE``), the column
 types, the triggers, and streaming.  :func:`open_ledger` chooses between them.
 
-Crash safety (tests/test_ledger_crash.py kills an export at each stage): an append either
+Crash safety (tests/system/test_ledger_crash.py kills an export at each stage): an append either
 commits whole or leaves no trace, and a bundle is renamed into place only after its entry is
 committed, so no bundle exists without its entry.  The converse can happen: an entry whose
 bundle was never written (``ledger list`` shows it; ``ledger verify`` accepts it) means the run

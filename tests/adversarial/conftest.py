@@ -3,7 +3,7 @@
 The summary (``adversarial: N cases, M external vectors, K fuzz executions, F failures``) is
 printed once at the end of the session.  Tests report their counts with ``record_property``
 (``adversarial_case``, ``external_vectors``, ``fuzz_executions``); a plugin registered here
-adds them up over the adversarial tests and tests/test_fuzz_parsers.py.  Under pytest-xdist
+adds them up over the adversarial tests and tests/system/test_fuzz_parsers.py.  Under pytest-xdist
 the controller never loads this conftest, so each worker writes its totals to a shared file
 and the last worker to finish prints the sum.
 """
@@ -24,12 +24,12 @@ from tests.adversarial.harness import Ctx
 
 _SCOPE = (
     "tests/adversarial/",
-    "tests/test_fuzz_parsers.py",
+    "tests/system/test_fuzz_parsers.py",
     # External vectors run elsewhere in the suite count in the summary too.
-    "tests/test_cctv_age.py",
-    "tests/test_wycheproof.py",
-    "tests/test_go_zip_vectors.py",
-    "tests/test_sshsig.py::test_wycheproof",
+    "tests/_crypto/test_cctv_age.py",
+    "tests/_crypto/test_wycheproof.py",
+    "tests/bundle/test_go_zip_vectors.py",
+    "tests/_crypto/test_sshsig.py::test_wycheproof",
 )
 _KEYS = ("cases", "vectors", "fuzz", "failures")
 

@@ -1,4 +1,4 @@
-"""Fuzz targets shared by tests/test_fuzz_parsers.py (hypothesis) and scripts/fuzz.py (a timed
+"""Fuzz targets shared by tests/system/test_fuzz_parsers.py (hypothesis) and scripts/fuzz.py (a timed
 mutation loop): each parser of untrusted bytes must accept or raise a SecurexportError subclass,
 never another exception, and never hang.
 

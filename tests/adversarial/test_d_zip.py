@@ -16,7 +16,7 @@ import pytest
 
 from tests.adversarial.harness import Ctx, run_case
 from tests.adversarial.registry import Case, RecordProperty, case, params
-from tests.test_zipcheck import E, aes_entry, aes_extra, build
+from tests.bundle.test_zipcheck import E, aes_entry, aes_extra, build
 
 NAME = b"data/offenders.csv"
 

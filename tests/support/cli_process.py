@@ -3,7 +3,7 @@
 It is the real ``securexport.cli.main``, given an Environment built by the suite
 (tests.support.cli.suite_environment): key files at a low scrypt cost, and for the crash tests
 death by a signal at a named export stage.  Those test-only variables are read in tests/ only;
-the installed ``securexport`` never reads them (tests/test_wheel.py proves it).
+the installed ``securexport`` never reads them (tests/system/test_wheel.py proves it).
 """
 
 from __future__ import annotations

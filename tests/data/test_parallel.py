@@ -1,6 +1,6 @@
 """securexport.parallel: the export's read split between two processes, same bytes.
 
-PostgreSQL (a shared snapshot by id) is covered in tests/test_postgres_export.py; here the
+PostgreSQL (a shared snapshot by id) is covered in tests/system/test_postgres_export.py; here the
 SQLite source, the decisions to stay in one process, and a worker that fails.
 """
 

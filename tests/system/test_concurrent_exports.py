@@ -1,6 +1,6 @@
 """Eight exporting processes at once, each running real exports into one ledger.
 
-Not appends of dummy manifests (tests/test_ledger.py does those): each process runs
+Not appends of dummy manifests (tests/ledger/test_log.py does those): each process runs
 ``api.export`` end to end (source read, payload, key file, signed manifest, ledger append,
 receipt, rename), all of one approval, so they race for its run numbers.  A process that loses
 the race re-signs its manifest for the next free run inside the ledger's transaction; under a

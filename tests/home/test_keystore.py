@@ -27,7 +27,7 @@ from tests.conftest import TEST_SCRYPT_LOG_N
 from tests.support.agetool import age_decrypt_with_identity, age_decrypt_with_passphrase
 
 PASSPHRASE = b"correct horse battery staple"  # as written by the passphrase_file fixture
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _store(env: Environment) -> KeyStore:

@@ -1,6 +1,6 @@
 """No plaintext is ever written during an export: every byte every process writes is seen.
 
-tests/test_api_export.py::test_no_plaintext_on_disk scans the files left after a run; it cannot
+tests/api/test_exporting.py::test_no_plaintext_on_disk scans the files left after a run; it cannot
 see a file that was deleted, never named (O_TMPFILE spools), or written and then overwritten.
 Here the export runs under ``strace -f``, which records every write of the process and of any
 child it forks (write, pwrite64, writev, pwritev, sendfile, copy_file_range …) with the full

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from securexport._crypto import merkle
 from tests.support import rfc6962
 
-VECTORS = json.loads((Path(__file__).parent / "vectors" / "merkle" / "rfc6962.json").read_text())
+VECTORS = json.loads(
+    (Path(__file__).parents[1] / "vectors" / "merkle" / "rfc6962.json").read_text()
+)
 
 
 def _h(text: str) -> bytes:

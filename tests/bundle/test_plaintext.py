@@ -378,7 +378,7 @@ def test_k_through_scratch_files_with_predictable_hashing(tmp_path: Path) -> Non
 
     code = (
         "import sys; from pathlib import Path\n"
-        "from tests.test_content import test_k_through_scratch_files_is_exact_and_leaves_nothing as t\n"
+        "from tests.bundle.test_plaintext import test_k_through_scratch_files_is_exact_and_leaves_nothing as t\n"
         "from securexport.bundle import plaintext as content\n"
         "assert not sys.flags.hash_randomization\n"
         "pairs = content._DistinctPairs(10, 1, Path(sys.argv[1]))\n"
@@ -393,7 +393,7 @@ def test_k_through_scratch_files_with_predictable_hashing(tmp_path: Path) -> Non
         capture_output=True,
         text=True,
         env=env,
-        cwd=Path(__file__).resolve().parents[1],  # the checkout, where `tests` imports from
+        cwd=Path(__file__).resolve().parents[2],  # the checkout, where `tests` imports from
     )
     assert got.stdout.strip() == "ok", got.stderr[-2000:]
 

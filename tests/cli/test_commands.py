@@ -41,7 +41,7 @@ SIG_ARMOR = b"-----BEGIN SSH SIGNATURE-----\n"
 def sx(
     home: Path | None, *args: str, passphrase: Path | None = None, stdin: str | None = None
 ) -> Result:
-    """``securexport [--home HOME] ARGS…`` with the file key store, as tests/test_cli.py runs it."""
+    """``securexport [--home HOME] ARGS…`` with the file key store, as tests/cli/test_contract.py runs it."""
     env = {
         "SECUREXPORT_KEYSTORE": "file",
         "SECUREXPORT_PASSPHRASE_FILE": str(passphrase) if passphrase else "",

@@ -28,7 +28,7 @@ from securexport.policy.approval import (
     parse_approval,
 )
 
-VECTORS = Path(__file__).parent / "vectors" / "approvals"
+VECTORS = Path(__file__).parents[1] / "vectors" / "approvals"
 CASES: dict[str, dict[str, object]] = tomllib.loads((VECTORS / "cases.toml").read_text())["cases"]
 FULL = (VECTORS / "ok_full.toml").read_bytes()
 MINIMAL = (VECTORS / "ok_minimal.toml").read_bytes()

@@ -15,7 +15,7 @@ from securexport._crypto import note
 from securexport._crypto.note import Checkpoint
 from securexport.errors import VerificationError
 
-GO = json.loads((Path(__file__).parent / "vectors" / "note" / "go-sumdb-note.json").read_text())
+GO = json.loads((Path(__file__).parents[1] / "vectors" / "note" / "go-sumdb-note.json").read_text())
 PETER = GO["verifier_keys"]["PeterNeumann"]
 ENOCH = GO["verifier_keys"]["EnochRoot"]
 TEXT: str = GO["text"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from securexport import api
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_make_demo_runs_every_role_end_to_end(tmp_path: Path) -> None:

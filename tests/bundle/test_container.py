@@ -53,7 +53,7 @@ from securexport.bundle.container import (
 from securexport.bundle.zipcheck import METHOD_AES, ZipStructureError
 from securexport.errors import FileError, SecurexportError, VerificationError
 from securexport.limits import Limits
-from tests.test_zipcheck import E, aes_entry, build
+from tests.bundle.test_zipcheck import E, aes_entry, build
 
 PASSWORD = "r3Xn0q-Vd8c1bKkB3k3m2bq9yQ6wJ6e5wzQ2b0YH3gA"  # 43 base64url characters
 SMALL = {
@@ -326,7 +326,7 @@ def test_disk_full_becomes_file_error_and_leaves_nothing(tmp_path: Path) -> None
         capture_output=True,
         text=True,
         check=False,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

@@ -21,7 +21,7 @@ from securexport.cli import cli
 from securexport.home.keystore import KeyStore
 from tests.support.world import TEST_LOG_N, World
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 STANDARD_TOOLS = DOCS / "open-with-standard-tools.md"
 

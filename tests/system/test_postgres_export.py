@@ -32,7 +32,7 @@ from tests.support.world import TEST_LOG_N, World
 
 pytestmark = pytest.mark.postgres
 
-GOLDEN = Path(__file__).resolve().parent / "vectors" / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "vectors" / "golden"
 
 # ------------------------------------------------------------------------- helpers
 

@@ -59,7 +59,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 ROOT = Path(pkg.__file__).parent
 Json = dict[str, Any]
-APPROVALS = Path(__file__).parent / "vectors" / "approvals"
+APPROVALS = Path(__file__).parents[1] / "vectors" / "approvals"
 
 
 def _load(relative: str) -> Json:

@@ -252,7 +252,7 @@ def test_decrypt_refuses_non_empty_directory(world: World) -> None:
 def test_no_plaintext_on_disk(world: World, tmp_path: Path) -> None:
     """A unique canary in the source must appear in no file left after the run.  Files that
     exist only during the run (nameless spools, deleted temporaries) are covered by
-    tests/test_no_plaintext_written.py, which traces every write."""
+    tests/system/test_no_plaintext_written.py, which traces every write."""
     needle, approval = world.plant_canary()
     result = world.export(approval)
     for path in list(tmp_path.rglob("*")) + list(Path("/tmp").glob("*")):
