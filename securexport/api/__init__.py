@@ -26,6 +26,7 @@ _WHERE = {
     "check_approval": "approvals",
     "init_approval": "approvals",
     "sign_approval": "approvals",
+    "write_approval_template": "approvals",
     # plan
     "PlanReport": "planning",
     "plan": "planning",
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
         check_approval,
         init_approval,
         sign_approval,
+        write_approval_template,
     )
     from securexport.api.bundles import DecryptResult, Verdict, decrypt, inspect, verify
     from securexport.api.exporting import ExportResult, export
@@ -171,6 +173,7 @@ __all__ = [
     "verify",
     "witness",
     "witness_verifier_key",
+    "write_approval_template",
     "write_pseudonym_key",
     "write_sync",
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from securexport._crypto import sshsig
 from securexport.environment import Environment
-from securexport.errors import SecurexportError
+from securexport.errors import FileError, SecurexportError
 from securexport.fsutil import atomic_write, read_limited, signature_path
 from securexport.home.keystore import open_keystore
 from securexport.home.truststore import TrustStore
@@ -19,6 +19,14 @@ from securexport.policy.approval import Approval, approval_template, parse_appro
 def init_approval() -> str:
     """A commented approval template to fill in."""
     return approval_template()
+
+
+def write_approval_template(output: Path) -> Path:
+    """The template into ``output``, which must not exist yet (never replaced)."""
+    if output.exists():
+        raise FileError(f"{output} exists already")
+    atomic_write(output, init_approval().encode("utf-8"), mode=0o644, overwrite=False)
+    return output
 
 
 @dataclass(frozen=True)

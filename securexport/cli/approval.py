@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from securexport import api
 from securexport.cli.context import Context, pass_context
+from securexport.errors import PolicyError
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -31,18 +33,12 @@ def approval_init(ctx: Context, output: Path | None) -> None:
     Example:
       securexport approval init -o ppo-extract.toml
     """
-    from securexport.api import init_approval
-    from securexport.errors import FileError
 
-    text = init_approval()
     if output is None:
+        text = api.init_approval()
         ctx.emit({"template": text}, lambda: click.echo(text, nl=False))
         return
-    if output.exists():
-        raise FileError(f"{output} exists already")
-    from securexport.fsutil import atomic_write
-
-    atomic_write(output, text.encode("utf-8"), mode=0o644, overwrite=False)
+    api.write_approval_template(output)
     ctx.emit({"written": str(output)}, lambda: click.echo(f"wrote {output}"))
 
 
@@ -58,10 +54,8 @@ def approval_check(ctx: Context, file: Path) -> None:
     Example:
       securexport approval check ppo-extract.toml
     """
-    from securexport.api import check_approval
-    from securexport.errors import PolicyError
 
-    result = check_approval(ctx.env(), file)
+    result = api.check_approval(ctx.env(), file)
     a = result.approval
     doc = {
         "id": a.id,
@@ -103,9 +97,8 @@ def approval_sign(ctx: Context, file: Path, as_name: str) -> None:
     Example:
       securexport approval sign ppo-extract.toml --as home-office-iao
     """
-    from securexport.api import sign_approval
 
-    sig = sign_approval(ctx.env(), file, as_name)
+    sig = api.sign_approval(ctx.env(), file, as_name)
     ctx.emit({"signature": str(sig)}, lambda: click.echo(f"wrote {sig}"))
 
 
@@ -124,10 +117,8 @@ def approval_plan(ctx: Context, file: Path, source: str) -> None:
     Example:
       securexport approval plan ppo-extract.toml --source sqlite:///offenders.db
     """
-    from securexport.api import plan
-    from securexport.errors import PolicyError
 
-    report = plan(ctx.env(), file, source)
+    report = api.plan(ctx.env(), file, source)
 
     def human(err: bool = False) -> None:
         click.echo(

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from securexport import api
 from securexport.cli.context import Context, pass_context
 
 _OUT = click.Path(dir_okay=False, path_type=Path)
@@ -26,9 +27,7 @@ def revoke() -> None:
 def _make(
     ctx: Context, kind: str, target: str, as_name: str, output: Path, reason: str | None
 ) -> None:
-    from securexport.api import revoke as make
-
-    revocation = make(ctx.env(), kind, target, as_name, output, reason=reason)
+    revocation = api.revoke(ctx.env(), kind, target, as_name, output, reason=reason)
     doc: dict[str, Any] = {
         **revocation.to_json(),
         "output": str(output),
@@ -114,9 +113,8 @@ def revoke_import(ctx: Context, file: Path) -> None:
     Example:
       securexport revoke import apr42.revoked.json
     """
-    from securexport.api import import_revocation
 
-    revocation, approver, added = import_revocation(ctx.env(), file)
+    revocation, approver, added = api.import_revocation(ctx.env(), file)
     doc = {**revocation.to_json(), "approver": approver, "new": added}
     ctx.emit(
         doc,
@@ -136,9 +134,8 @@ def revoke_list(ctx: Context) -> None:
     Example:
       securexport --json revoke list
     """
-    from securexport.api import list_revocations
 
-    items = list_revocations(ctx.env())
+    items = api.list_revocations(ctx.env())
 
     def human() -> None:
         for r in items:
