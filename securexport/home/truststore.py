@@ -38,12 +38,12 @@ from securexport._crypto.sshsig import NAMESPACE_APPROVAL, NAMESPACE_REVOCATION
 from securexport.environment import Home
 from securexport.errors import FileError, UsageError
 from securexport.fsutil import atomic_write, ensure_private_dir
+from securexport.limits import DEFAULT_LIMITS, Limits
 
 Role = Literal["approver", "ledger"]
 ROLES: tuple[Role, ...] = ("approver", "ledger")
 APPROVER_NAMESPACES = (NAMESPACE_APPROVAL, NAMESPACE_REVOCATION)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-MAX_TRUST_FILE_BYTES = 1024 * 1024
 
 _WS = " \t"
 _ALLOWED_SIGNERS_HEADER = (
@@ -275,7 +275,7 @@ def _parse_signer_line(line: str, lineno: int, path: Path) -> _SignerLine | None
 # --- the store ----------------------------------------------------------------------------------
 
 
-def _read_trust_file(path: Path) -> str | None:
+def _read_trust_file(path: Path, max_bytes: int) -> str | None:
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -292,11 +292,11 @@ def _read_trust_file(path: Path) -> str | None:
         )
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_TRUST_FILE_BYTES + 1)
+            data = fh.read(max_bytes + 1)
     except OSError as exc:
         raise FileError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(data) > MAX_TRUST_FILE_BYTES:
-        raise FileError(f"{path} is larger than {MAX_TRUST_FILE_BYTES} bytes")
+    if len(data) > max_bytes:
+        raise FileError(f"{path} is larger than {max_bytes} bytes")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -344,8 +344,9 @@ def _splice(text: str, drop: set[int]) -> str:
 class TrustStore:
     """Approvers (``allowed_signers``) and ledger keys (``trusted_logs``) of one installation."""
 
-    def __init__(self, home: Home) -> None:
+    def __init__(self, home: Home, limits: Limits = DEFAULT_LIMITS) -> None:
         self._home = home
+        self._limits = limits
 
     @property
     def allowed_signers_path(self) -> Path:
@@ -359,7 +360,7 @@ class TrustStore:
 
     def _signer_lines(self) -> tuple[str, list[_SignerLine]]:
         path = self._home.allowed_signers
-        text = _read_trust_file(path) or ""
+        text = _read_trust_file(path, self._limits.max_trust_file_bytes) or ""
         entries = []
         for number, line in _lines(text, path):
             entry = _parse_signer_line(line, number, path)
@@ -369,7 +370,7 @@ class TrustStore:
 
     def _log_lines(self) -> tuple[str, list[_LogLine]]:
         path = self._home.trusted_logs
-        text = _read_trust_file(path) or ""
+        text = _read_trust_file(path, self._limits.max_trust_file_bytes) or ""
         entries = []
         for number, line in _lines(text, path):
             stripped = line.strip(_WS)

@@ -31,13 +31,13 @@ import rfc8785
 from securexport._crypto import sshsig
 from securexport._crypto.sshkey import InvalidKeyError, SshPublicKey
 from securexport.errors import PolicyError, UsageError, VerificationError
+from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.policy.approval import Approval
 from securexport.policy.times import rfc3339
 
 SCHEMA = "securexport.revocation/1"
 Kind = Literal["approval", "exporter", "recipient"]
 KINDS: tuple[Kind, ...] = ("approval", "exporter", "recipient")
-MAX_REVOCATION_BYTES = 16 * 1024
 MAX_REASON_CHARS = 1000
 _TARGET_KEY = {
     "approval": ("approval_id", "approval_sha256"),
@@ -125,11 +125,11 @@ def make_revocation(kind: str, target: str, now: datetime, reason: str | None = 
     return raw
 
 
-def parse_revocation(raw: bytes) -> Revocation:
+def parse_revocation(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Revocation:
     """Parse strictly: canonical JSON, known keys only, exactly one well-formed target."""
     bad = "malformed revocation"
-    if len(raw) > MAX_REVOCATION_BYTES:
-        raise VerificationError(f"{bad}: larger than {MAX_REVOCATION_BYTES} bytes")
+    if len(raw) > limits.max_revocation_bytes:
+        raise VerificationError(f"{bad}: larger than {limits.max_revocation_bytes} bytes")
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
