@@ -22,19 +22,15 @@ import struct
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from securexport._crypto.ed25519 import public_key_bytes
 from securexport._crypto.note import EM_DASH, check_name, split_note
 from securexport._crypto.sshkey import InvalidKeyError, check_ed25519_point
 from securexport.errors import VerificationError
 
 ALG_COSIGNATURE_V1 = 0x04
 _INVALID = "the witness cosignature is invalid or missing"
-
-
-def _raw(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def _key_id(name: str, raw: bytes) -> bytes:
@@ -45,10 +41,10 @@ def _message(checkpoint_text: str, timestamp: int) -> bytes:
     return f"cosignature/v1\ntime {timestamp}\n{checkpoint_text}".encode()
 
 
-def make_cosigner_key(name: str, public_key: Ed25519PublicKey) -> str:
+def make_cosigner_key(name: str, public_key: Ed25519PublicKey | bytes) -> str:
     """The verifier key ``<name>+<key id>+base64(0x04 || key)`` of a witness key."""
     check_name(name)
-    raw = _raw(public_key)
+    raw = public_key_bytes(public_key)
     check_ed25519_point(raw)
     blob = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + raw).decode()
     return f"{name}+{_key_id(name, raw).hex()}+{blob}"
@@ -91,7 +87,7 @@ def cosign(checkpoint_text: str, name: str, private_key: Ed25519PrivateKey, time
     if not checkpoint_text.endswith("\n") or not 0 <= timestamp < 2**63:
         raise ValueError("bad checkpoint text or timestamp")
     signature = private_key.sign(_message(checkpoint_text, timestamp))
-    kid = _key_id(name, _raw(private_key.public_key()))
+    kid = _key_id(name, public_key_bytes(private_key))
     blob = base64.b64encode(kid + struct.pack(">Q", timestamp) + signature).decode()
     return f"{EM_DASH} {name} {blob}\n"
 

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from securexport._crypto.ed25519 import public_key_bytes
 from securexport._crypto.sshkey import InvalidKeyError, check_ed25519_point
 from securexport.errors import VerificationError
 
@@ -59,12 +59,6 @@ def check_name(name: str) -> None:
         or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
     ):
         raise ValueError(f"invalid key name {name!r}")
-
-
-def public_key_bytes(public_key: Ed25519PublicKey | bytes) -> bytes:
-    if isinstance(public_key, Ed25519PublicKey):
-        return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return bytes(public_key)
 
 
 def key_id(name: str, public_key: Ed25519PublicKey | bytes) -> int:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from securexport._crypto.ed25519 import public_key_bytes
+
 KEY_TYPE = "ssh-ed25519"
 _P = 2**255 - 19
 # y-coordinates of the eight small-order points of edwards25519 (either sign bit is rejected).
@@ -125,6 +127,4 @@ class SshPublicKey:
 
     @classmethod
     def from_cryptography(cls, key: Ed25519PublicKey) -> SshPublicKey:
-        from cryptography.hazmat.primitives import serialization
-
-        return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+        return cls(public_key_bytes(key))

@@ -36,6 +36,7 @@ from securexport._crypto.cosignature import (
     make_cosigner_key,
     verify_cosignature,
 )
+from securexport._crypto.ed25519 import public_key_bytes
 from securexport._crypto.note import Checkpoint, OpenedNote, open_note
 from securexport.bundle.container import (
     APPROVAL,
@@ -69,7 +70,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 def witness_verifier_key(env: Environment) -> str:
     """The owner's witness key (cosignature/v1), for approvals' ``[witness] key``."""
     key = open_keystore(env).witness_signing_key()
-    return make_cosigner_key(witness_name(key), key.public_key())
+    return make_cosigner_key(witness_name(key), public_key_bytes(key))
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,7 +338,7 @@ def witness(
         raise FileError(f"the witness mirror failed: {exc}") from exc
     finally:
         mirror.close()
-    wkey = make_cosigner_key(name, key.public_key())
+    wkey = make_cosigner_key(name, public_key_bytes(key))
     return WitnessReport(checkpoint.origin, old_size, checkpoint.size, len(new), wkey, output)
 
 

@@ -2,7 +2,7 @@
 
 The payload (``payload.zip``) is a ZIP of WinZip AES-256 (AE-2) deflated entries written with
 pyzipper; the bundle is a plain ZIP of stored members in :data:`MEMBER_ORDER`.  Both are checked
-with :mod:`securexport.zipcheck` before anything is trusted: the payload right after it is
+with :mod:`securexport.bundle.zipcheck` before anything is trusted: the payload right after it is
 written (pyzipper writes plain ZIPs without complaint), and every bundle before a member is read
 or a byte decrypted.  The manifest, signatures and receipt are other modules' business; this
 module only carries their bytes.
@@ -27,9 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from securexport._crypto.kdf import hkdf_sha256
 from securexport.bundle.zipcheck import (
     METHOD_AES,
     METHOD_DEFLATED,
@@ -84,8 +82,7 @@ def new_payload_password() -> str:
 
 def file_hmac_key(password: str) -> bytes:
     """The key of the manifest's per-file HMAC-SHA-256, derived from the payload password."""
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HMAC_INFO)
-    return hkdf.derive(password.encode("ascii"))
+    return hkdf_sha256(password.encode("ascii"), info=HMAC_INFO)
 
 
 @contextlib.contextmanager

@@ -3,13 +3,13 @@
 The export reads its rows once: it transforms them, counts the k-anonymity classes and
 formats the output in the same pass, but cannot know which classes are too small until the
 last row.  The formatted batches wait here.  Decrypt's recount of k spills the (class, entity)
-pairs of a large payload here too (securexport.content), so that its memory stays bounded.
-Records are AES-256-GCM encrypted under a key that exists only in this process's memory, in a
-file with no name (``O_TMPFILE``, or created and unlinked at once by
-:func:`tempfile.TemporaryFile`): nothing readable reaches the disk, and a crash leaves nothing
-behind.  Records are numbered by their GCM nonce, so a reordered, dropped,
-replayed or altered record is refused when read back (a defence in depth: the file is ours
-alone for the length of one command).
+pairs of a large payload here too (securexport.bundle.plaintext), so that its memory stays
+bounded.  Records are AES-256-GCM encrypted (:class:`securexport._crypto.aead.RecordCipher`)
+under a key that exists only in this process's memory, in a file with no name (``O_TMPFILE``,
+or created and unlinked at once by :func:`tempfile.TemporaryFile`): nothing readable reaches
+the disk, and a crash leaves nothing behind.  Records are numbered by their GCM nonce, so a
+reordered, dropped, replayed or altered record is refused when read back (a defence in depth:
+the file is ours alone for the length of one command).
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from securexport._crypto import aead
 from securexport.errors import FileError
 from securexport.fsutil import os_error_message
 
@@ -58,17 +56,14 @@ class Spool:
             raise FileError(
                 f"cannot create a scratch file in {directory}: {os_error_message(exc)}"
             ) from exc
-        self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
+        self._cipher = aead.RecordCipher()
         self._written = 0
         self.bytes = 0  # ciphertext bytes written (for figures)
-
-    def _nonce(self, n: int) -> bytes:
-        return n.to_bytes(12, "big")
 
     def append(self, record: bytes) -> None:
         if len(record) > MAX_RECORD:
             raise SpoolError("a batch is too large for the scratch file", self._outcome)
-        sealed = self._aead.encrypt(self._nonce(self._written), record, None)
+        sealed = self._cipher.seal(self._written, record)
         try:
             self._file.write(_LENGTH.pack(len(sealed)))
             self._file.write(sealed)
@@ -107,12 +102,12 @@ class Spool:
             if len(head) != _LENGTH.size:
                 raise SpoolError("the scratch file is shorter than what was written", self._outcome)
             (size,) = _LENGTH.unpack(head)
-            if size > MAX_RECORD + 16:
+            if size > MAX_RECORD + aead.TAG_BYTES:
                 raise SpoolError("the scratch file is damaged", self._outcome)
             sealed = self._file.read(size)
             try:
-                yield self._aead.decrypt(self._nonce(n), sealed, None)
-            except InvalidTag:
+                yield self._cipher.open(n, sealed)
+            except aead.RecordError:
                 raise SpoolError("the scratch file is damaged", self._outcome) from None
         if self._file.read(1):
             raise SpoolError("the scratch file is longer than what was written", self._outcome)

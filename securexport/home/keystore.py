@@ -44,10 +44,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import rfc8785
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from securexport._crypto import agefile
+from securexport._crypto import agefile, ed25519
 from securexport._crypto.sshkey import InvalidKeyError, SshPublicKey
 from securexport.environment import PASSPHRASE_FILE_VAR, Environment
 from securexport.errors import (
@@ -493,14 +491,14 @@ class KeyStore:
         self._env.home.ensure()
         store = self._store_for_new()
         age_secret, recipient = agefile.generate_identity()
-        ssh_key = Ed25519PrivateKey.generate()
-        signing = SshPublicKey.from_cryptography(ssh_key.public_key())
+        ssh_key = ed25519.generate()
+        signing = SshPublicKey(ed25519.public_key_bytes(ssh_key))
         age_slot, ssh_slot = self._identity_slots(name)
         written: list[_Slot] = []
         try:
             for slot, value in (
                 (age_slot, f"# public key: {recipient}\n{age_secret}\n"),
-                (ssh_slot, _openssh_pem(ssh_key)),
+                (ssh_slot, ed25519.to_openssh_pem(ssh_key)),
             ):
                 self._write(slot, value, store)
                 written.append(slot)
@@ -573,12 +571,12 @@ class KeyStore:
             raise KeyUnavailableError(f"{slot.label} does not match {name}.pub") from None
         return secrets[0]
 
-    def signing_key(self, name: str) -> Ed25519PrivateKey:
+    def signing_key(self, name: str) -> ed25519.SigningKey:
         """The Ed25519 signing key of identity ``name`` (unlocks it once)."""
         public = self.public_identity(name)
         slot = self._identity_slots(name)[1]
         key = _load_openssh_ed25519(self._require(slot, name), slot.label)
-        if SshPublicKey.from_cryptography(key.public_key()) != public.signing_key:
+        if SshPublicKey(ed25519.public_key_bytes(key)) != public.signing_key:
             raise KeyUnavailableError(f"{slot.label} does not match {name}.pub")
         return key
 
@@ -660,7 +658,7 @@ class KeyStore:
 
     # ---------------------------------------------------------------- ledger key
 
-    def ledger_signing_key(self, create: bool = True) -> Ed25519PrivateKey:
+    def ledger_signing_key(self, create: bool = True) -> ed25519.SigningKey:
         """The ledger's own Ed25519 key (never an identity's); created on first use."""
         slot = self._ledger_slot()
         pem = self._read(slot)
@@ -668,14 +666,14 @@ class KeyStore:
             if not create:
                 raise KeyUnavailableError("there is no ledger signing key here")
             self._env.home.ensure()
-            key = Ed25519PrivateKey.generate()
-            self._write(slot, _openssh_pem(key), self._store_for_new())
+            key = ed25519.generate()
+            self._write(slot, ed25519.to_openssh_pem(key), self._store_for_new())
             return key
         return _load_openssh_ed25519(pem, slot.label)
 
     # ---------------------------------------------------------------- witness key
 
-    def witness_signing_key(self, create: bool = True) -> Ed25519PrivateKey:
+    def witness_signing_key(self, create: bool = True) -> ed25519.SigningKey:
         """The data owner's witness key (DESIGN.md §12): cosigns exporters' checkpoints.
 
         Its own Ed25519 key, never an identity's or the ledger's; created on first use.
@@ -686,28 +684,19 @@ class KeyStore:
             if not create:
                 raise KeyUnavailableError("there is no witness key here")
             self._env.home.ensure()
-            key = Ed25519PrivateKey.generate()
-            self._write(slot, _openssh_pem(key), self._store_for_new())
+            key = ed25519.generate()
+            self._write(slot, ed25519.to_openssh_pem(key), self._store_for_new())
             return key
         return _load_openssh_ed25519(pem, slot.label)
 
 
-def _openssh_pem(key: Ed25519PrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-
-
-def _load_openssh_ed25519(pem: str, label: str) -> Ed25519PrivateKey:
+def _load_openssh_ed25519(pem: str, label: str) -> ed25519.SigningKey:
     try:
-        key = serialization.load_ssh_private_key(pem.encode("ascii"), password=None)
-    except (ValueError, TypeError, UnicodeEncodeError):
+        return ed25519.from_openssh_pem(pem)
+    except ed25519.NotEd25519Error:
+        raise KeyUnavailableError(f"{label} is not an Ed25519 key") from None
+    except ed25519.PrivateKeyError:
         raise KeyUnavailableError(f"{label} is damaged") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyUnavailableError(f"{label} is not an Ed25519 key")
-    return key
 
 
 def open_keystore(env: Environment) -> KeyStore:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from securexport._crypto.cosignature import verify_cosignature
-from securexport._crypto.note import public_key_bytes
+from securexport._crypto.ed25519 import SigningKey, public_key_bytes
 from securexport.errors import SecurexportError, VerificationError
 from securexport.ledger.log import verify_receipt
 from securexport.limits import DEFAULT_LIMITS, Limits
@@ -17,9 +15,9 @@ from securexport.policy.approval import Witness
 from securexport.policy.times import from_unix
 
 
-def witness_name(private_key: Ed25519PrivateKey) -> str:
+def witness_name(private_key: SigningKey) -> str:
     """The witness's key name: ``securexport.witness/<16 hex of SHA-256(public key)>``."""
-    raw = public_key_bytes(private_key.public_key())
+    raw = public_key_bytes(private_key)
     return f"securexport.witness/{hashlib.sha256(raw).hexdigest()[:16]}"
 
 

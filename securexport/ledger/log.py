@@ -43,9 +43,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from securexport._crypto import merkle
+from securexport._crypto.ed25519 import SigningKey, public_key_bytes
 from securexport._crypto.note import Checkpoint, make_verifier_key, open_note, sign_note
 from securexport.errors import (
     FileError,
@@ -80,9 +79,9 @@ def new_origin() -> str:
     return f"securexport.local/{secrets.token_hex(8)}"
 
 
-def ledger_verifier_key(name: str, private_key: Ed25519PrivateKey) -> str:
+def ledger_verifier_key(name: str, private_key: SigningKey) -> str:
     """The signed-note verifier key (``name+keyid+base64``) of a ledger signing key."""
-    return make_verifier_key(name, private_key.public_key())
+    return make_verifier_key(name, public_key_bytes(private_key))
 
 
 # --------------------------------------------------------------------------------------------
@@ -858,7 +857,7 @@ class Ledger:
         approval_sha256: str,
         run: int,
         max_runs: int | None,
-        signer: Ed25519PrivateKey,
+        signer: SigningKey,
         now: datetime,
         signer_name: str | None = None,
         attachments: Mapping[str, bytes] | None = None,
@@ -885,7 +884,7 @@ class Ledger:
         """
         created_at = rfc3339(now)
         signer_name = self.origin if signer_name is None else signer_name
-        verifier_key = make_verifier_key(signer_name, signer.public_key())
+        verifier_key = make_verifier_key(signer_name, public_key_bytes(signer))
         try:
             with self._store.write_transaction():
                 receipt = self._append_locked(
@@ -920,7 +919,7 @@ class Ledger:
         approval_sha256: str,
         run: int,
         max_runs: int | None,
-        signer: Ed25519PrivateKey,
+        signer: SigningKey,
         signer_name: str,
         verifier_key: str,
         created_at: str,
@@ -982,7 +981,7 @@ class Ledger:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def verifier_key(self, private_key: Ed25519PrivateKey) -> str:
+    def verifier_key(self, private_key: SigningKey) -> str:
         """The note verifier key for this ledger's checkpoints, signed with ``private_key``."""
         return ledger_verifier_key(self.origin, private_key)
 

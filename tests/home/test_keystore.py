@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import keyring.backends.fail
 import keyring.backends.null
 import keyring.backends.SecretService
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from securexport._crypto import agefile
@@ -314,6 +317,32 @@ def test_ledger_key(env: Environment) -> None:
     assert (env.home.keys_dir / "ledger.ssh-key.age").stat().st_mode & 0o777 == 0o600
     again = _store(env).ledger_signing_key(create=False)
     assert again.public_key() == key.public_key()
+
+
+def _not_ed25519_pem() -> bytes:
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        (lambda: b"not a key\n", "^the ledger signing key is damaged$"),
+        (_not_ed25519_pem, "^the ledger signing key is not an Ed25519 key$"),
+    ],
+)
+def test_a_stored_ssh_key_that_does_not_load(
+    env: Environment, secret: Callable[[], bytes], message: str
+) -> None:
+    """The key file opens (right passphrase), but what is inside is no Ed25519 OpenSSH key."""
+    _store(env).ledger_signing_key()
+    path = env.home.keys_dir / "ledger.ssh-key.age"
+    path.write_bytes(agefile.passphrase_encrypt(secret(), PASSPHRASE, log_n=TEST_SCRYPT_LOG_N))
+    with pytest.raises(KeyUnavailableError, match=message):
+        _store(env).ledger_signing_key(create=False)
 
 
 # --------------------------------------------------------------------------- keyring choice
