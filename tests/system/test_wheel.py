@@ -1,0 +1,269 @@
+"""The product as users install it: the wheel built from this checkout, in a fresh venv.
+
+The wheel holds the library and nothing else (no test package, no test hook), and the installed
+``securexport`` honours no test-only variable: with ``SECUREXPORT_TEST_SCRYPT_LOG_N=10`` and
+``SECUREXPORT_TEST_CRASH_AT=after-count`` in its environment it still writes key files at the
+documented scrypt cost 2^18 (DESIGN.md) and runs an export to the end.  Those variables are
+read by the suite's own launcher (tests/support/cli_process.py) and nowhere in securexport.
+
+The wheel is built and installed once per module; the tests share one xdist group so that
+``-n 2 --dist loadgroup`` does it once per run.  All of it takes about 20 s on an idle machine:
+the isolated build ~7 s (the same build ``pip install -e .`` does), the offline install of the
+wheel alone ~2 s, two key files at 2^18 and an export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securexport import api
+from tests.support.cli import CRASH_VAR, SCRYPT_VAR
+
+REPO = Path(__file__).resolve().parents[2]
+SUBPACKAGES = ("cli", "api", "home", "ledger", "bundle", "data", "policy", "_crypto")
+# What a build would pick up from a working checkout besides the source.
+NOT_SOURCE = (
+    ".git",
+    ".venv",
+    ".cache",
+    "__pycache__",
+    "*.pyc",
+    "build",
+    "dist",
+    "*.egg-info",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+    "htmlcov",
+    "demo-output",
+    "bench-output",
+)
+PIP_TIMEOUT = 300
+
+pytestmark = pytest.mark.xdist_group("wheel")
+
+
+@dataclass(frozen=True)
+class Installed:
+    wheel: Path
+    venv: Path
+    site_packages: Path
+    outside: Path  # a directory outside the checkout: cwd and $HOME of every run
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    @property
+    def console_script(self) -> Path:
+        return self.venv / "bin" / "securexport"
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        """The caller's environment less anything that could lead Python or the product
+        elsewhere, plus the test hooks the product must ignore, plus ``extra``."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SECUREXPORT_", "PYTHON", "COV_CORE_")) and k != "VIRTUAL_ENV"
+        }
+        env.update({SCRYPT_VAR: "10", CRASH_VAR: "after-count", "HOME": str(self.outside)})
+        env.update(extra)
+        return env
+
+    def run(self, argv: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv,
+            cwd=self.outside,
+            env=self.environ(**extra),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+
+def _pip(*args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", *args],
+        capture_output=True,
+        text=True,
+        timeout=PIP_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _build_wheel(tmp: Path) -> Path:
+    # From a copy: an in-tree build writes build/ and *.egg-info into the checkout, and
+    # setuptools ships whatever a stale build/lib still holds (a deleted module would return).
+    # The copy keeps tests/, scripts/ and docs/ so that the package selection is really tested.
+    # Build isolation fetches setuptools>=77 (pyproject's PEP 639 license string needs it; the
+    # venv's own setuptools may be older), exactly as `make venv`'s `pip install -e .` does.
+    src = tmp / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    dist = tmp / "dist"
+    _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(src))
+    (wheel,) = dist.glob("securexport-*.whl")
+    return wheel
+
+
+def _runtime_dependency_dirs() -> list[Path]:
+    """Where this interpreter finds securexport's runtime dependencies (its site-packages)."""
+    requires = metadata.requires("securexport") or []
+    names = [re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0] for r in requires if "extra ==" not in r]
+    assert "click" in names, requires
+    dirs = {Path(str(metadata.distribution(name).locate_file(""))).resolve() for name in names}
+    return sorted(dirs)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The wheel, installed alone (``--no-deps --no-index``) into a fresh venv.
+
+    Its dependencies come from this interpreter's site-packages, added by a .pth file: offline
+    and ~2 s, where resolving and installing them again takes ~30 s and tests pip, not us.  A
+    path a .pth adds is not itself a site directory, so the .pth files there (the editable
+    install's finder pointing at the checkout) are never run;
+    test_it_imports_from_the_venv_not_the_checkout proves it.
+    """
+    tmp = tmp_path_factory.mktemp("wheel")
+    wheel = _build_wheel(tmp)
+    venv = tmp / "venv"
+    # venv makes it from the base interpreter (sys._base_executable): none of this venv's
+    # packages are in it, and it needs no ensurepip.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    _pip("--python", str(python), "install", "--quiet", "--no-deps", "--no-index", str(wheel))
+    probe = [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    site_packages = Path(subprocess.check_output(probe, text=True).strip())
+    (site_packages / "securexport-test-deps.pth").write_text(
+        "".join(f"{d}\n" for d in _runtime_dependency_dirs())
+    )
+    outside = tmp / "outside"
+    outside.mkdir()
+    return Installed(wheel=wheel, venv=venv, site_packages=site_packages, outside=outside)
+
+
+# ---------------------------------------------------------------------------------------------
+# The wheel's contents
+
+
+def test_the_wheel_holds_the_library_and_nothing_else(installed: Installed) -> None:
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        names = set(wheel.namelist())
+    source = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "securexport").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
+    assert "securexport/_testhooks.py" not in names
+    assert not [n for n in names if n.startswith("tests/") or "/tests/" in n]
+    assert "securexport/py.typed" in names
+    for sub in SUBPACKAGES:
+        assert f"securexport/{sub}/__init__.py" in names, sub
+    # Every source file and only those (a stale or generated module would show here).
+    assert {n for n in names if n.startswith("securexport/")} == source
+    assert {n.split("/")[0] for n in names} == {"securexport", "securexport-0.1.0.dist-info"}
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        entry_points = wheel.read("securexport-0.1.0.dist-info/entry_points.txt").decode()
+    assert "securexport = securexport.cli:entry" in entry_points
+
+
+def test_no_installed_file_names_a_test_hook(installed: Installed) -> None:
+    files = [
+        *installed.site_packages.joinpath("securexport").rglob("*"),
+        *installed.site_packages.joinpath("securexport-0.1.0.dist-info").rglob("*"),
+        installed.console_script,
+    ]
+    files = [p for p in files if p.is_file()]
+    assert len(files) > 60
+    # The .pyc files pip compiled too: a name built at run time is a constant there.
+    naming = [p for p in files if re.search(rb"SECUREXPORT_TEST_|_testhooks", p.read_bytes())]
+    assert naming == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The installed product
+
+
+def test_it_imports_from_the_venv_not_the_checkout(installed: Installed) -> None:
+    probe = (
+        "import json, sys, securexport, securexport.cli;"
+        "print(json.dumps({'files': [securexport.__file__, securexport.cli.__file__],"
+        " 'path': sys.path,"
+        " 'finders': [type(f).__module__ for f in sys.meta_path]}))"
+    )
+    done = installed.run([str(installed.python), "-c", probe])
+    assert done.returncode == 0, done.stderr
+    seen: dict[str, Any] = json.loads(done.stdout)
+    for file in seen["files"]:
+        assert Path(file).resolve().is_relative_to(installed.site_packages.resolve()), file
+    assert str(REPO) not in [str(Path(p).resolve()) for p in seen["path"] if p]
+    assert not [f for f in seen["finders"] if "editable" in f], seen["finders"]
+
+
+def _scrypt_log_n(key_file: bytes) -> int:
+    """The work factor of an age passphrase file, read from its header without the product:
+    the one stanza ``-> scrypt <salt> <log_n>`` (age-encryption.org/v1)."""
+    header = key_file.split(b"\n--- ", 1)[0].decode("ascii").splitlines()
+    assert header[0] == "age-encryption.org/v1", header
+    stanzas = [line.split() for line in header[1:] if line.startswith("-> ")]
+    assert len(stanzas) == 1 and stanzas[0][1] == "scrypt", stanzas
+    return int(stanzas[0][3])
+
+
+def test_key_files_cost_scrypt_2_to_18_whatever_the_environment_says(
+    installed: Installed,
+) -> None:
+    home = installed.outside / "home"
+    passphrase = installed.outside / "passphrase"
+    passphrase.write_bytes(b"correct horse battery staple\n")
+    passphrase.chmod(0o600)
+    done = installed.run(
+        [str(installed.console_script), "--home", str(home), "keys", "new", "alice"],
+        SECUREXPORT_KEYSTORE="file",
+        SECUREXPORT_PASSPHRASE_FILE=str(passphrase),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("created identity alice (file)\n"), done.stdout
+    key_files = sorted((home / "keys").glob("alice.*.age"))
+    assert len(key_files) == 2, key_files
+    for path in key_files:
+        assert _scrypt_log_n(path.read_bytes()) == 18, path
+
+
+def test_an_export_runs_past_the_crash_stage_the_environment_names(
+    installed: Installed, world: Any
+) -> None:
+    approval = world.write_approval()
+    out = world.root / "out.sxb"
+    args = [
+        "export",
+        str(approval),
+        "--source",
+        world.source_url,
+        "--as",
+        "analyst",
+        "-o",
+        str(out),
+    ]
+    done = installed.run(
+        [str(installed.console_script), "--home", str(world.exporter.home.path), *args],
+        SECUREXPORT_KEYSTORE="file",
+        SECUREXPORT_PASSPHRASE_FILE=str(world.exporter.passphrase_file),
+    )
+    assert done.returncode == 0, done.stderr
+    assert api.verify(world.recipient, out).ledger_index == 0
