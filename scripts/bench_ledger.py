@@ -110,7 +110,8 @@ def full_verify(entries: int) -> tuple[list[list[str]], str]:
     from securexport.api import ledger as register
     from securexport.bundle.container import APPROVAL, APPROVAL_SIG
     from securexport.home.keystore import KeyStore
-    from securexport.ledger.log import BUNDLE_OUTCOME, WRITER, writer_record
+    from securexport.ledger.log import writer_record
+    from securexport.ledger.store import BUNDLE_OUTCOME, WRITER
     from securexport.policy.manifest import canonical_bytes
     from securexport.synthetic import make_offenders_db
     from tests.support.world import TEST_LOG_N, build_world

@@ -31,7 +31,7 @@ from securexport.home.keystore import open_keystore
 from securexport.home.revocations import load_revocations
 from securexport.home.truststore import TrustStore
 from securexport.ledger.cosigned import check_cosignature
-from securexport.ledger.log import verify_receipt
+from securexport.ledger.receipt import verify_receipt
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.policy import authorise
 from securexport.policy.approval import Approval

@@ -15,7 +15,8 @@ from securexport.errors import VerificationError
 from securexport.home.keystore import open_keystore
 from securexport.home.ledger import open_ledger
 from securexport.home.truststore import TrustStore, parse_verifier_key
-from securexport.ledger.log import KIND_EXPORT, Entry, Ledger
+from securexport.ledger.log import Ledger
+from securexport.ledger.store import KIND_EXPORT, Entry
 from securexport.limits import DEFAULT_LIMITS
 from securexport.policy import authorise
 from securexport.policy.manifest import parse_manifest

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securexport._crypto.cosignature import verify_cosignature
 from securexport._crypto.note import public_key_bytes
 from securexport.errors import SecurexportError, VerificationError
-from securexport.ledger.log import verify_receipt
+from securexport.ledger.receipt import verify_receipt
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.policy.approval import Witness
 from securexport.policy.times import from_unix

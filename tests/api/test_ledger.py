@@ -19,7 +19,8 @@ from securexport.cli import cli
 from securexport.errors import VerificationError
 from securexport.home.keystore import KeyStore
 from securexport.home.truststore import TrustStore
-from securexport.ledger.log import Ledger, LedgerVerificationError
+from securexport.ledger.log import Ledger
+from securexport.ledger.store import LedgerVerificationError
 from securexport.policy import manifest
 from tests.support.cli import Runner
 from tests.support.world import FIXED_NOW, TEST_LOG_N, World
@@ -108,10 +109,10 @@ def test_export_outside_its_approval_is_reported(world: World, mutate: object, n
 
 def _raw_ledger(world: World) -> sqlite3.Connection:
     """The exporter's ledger.db opened as its owner could: the append-only triggers dropped."""
-    from securexport.ledger.log import _APPEND_ONLY
+    from securexport.ledger.sqlite_store import APPEND_ONLY
 
     conn = sqlite3.connect(world.exporter.home.ledger_path, isolation_level=None)
-    for table in _APPEND_ONLY:
+    for table in APPEND_ONLY:
         for action in ("update", "delete"):
             conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
     return conn

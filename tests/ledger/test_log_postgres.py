@@ -21,13 +21,9 @@ from securexport import api
 from securexport._crypto import merkle
 from securexport.errors import FileError, PolicyError, UsageError
 from securexport.home.config import ledger_url as ledger_target
-from securexport.ledger.log import (
-    Ledger,
-    LedgerVerificationError,
-    ledger_verifier_key,
-    open_ledger,
-    verify_receipt,
-)
+from securexport.ledger.log import Ledger, ledger_verifier_key, open_ledger
+from securexport.ledger.receipt import verify_receipt
+from securexport.ledger.store import LedgerVerificationError
 from tests.support.pg import PgServer
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
