@@ -196,9 +196,9 @@ def full_verify(entries: int) -> tuple[list[list[str]], str]:
         started = time.perf_counter()
         result = register.ledger_verify(world.exporter)
         verify_wall = time.perf_counter() - started
-        assert result["ok"] and result["size"] == entries, result
-        assert result["entries_checked"] == entries, result
-        assert not result["missing_bundles"], result["missing_bundles"][:3]
+        assert result.size == entries, result
+        assert result.entries_checked == entries, result
+        assert not result.missing_bundles, result.missing_bundles[:3]
 
     label = f"@{entries // 1000}k" if entries % 1000 == 0 else f"@{entries}"
     rows = [

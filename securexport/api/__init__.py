@@ -34,6 +34,8 @@ _WHERE = {
     "export": "exporting",
     # a bundle's life
     "DecryptResult": "bundles",
+    "InspectedColumn": "bundles",
+    "Inspection": "bundles",
     "Verdict": "bundles",
     "decrypt": "bundles",
     "inspect": "bundles",
@@ -52,6 +54,9 @@ _WHERE = {
     "trust_list": "trust",
     "trust_remove": "trust",
     # the ledger
+    "EntryDetail": "ledger",
+    "EntrySummary": "ledger",
+    "LedgerAudit": "ledger",
     "ledger_checkpoint": "ledger",
     "ledger_entries": "ledger",
     "ledger_prove": "ledger",
@@ -81,7 +86,15 @@ if TYPE_CHECKING:
         init_approval,
         sign_approval,
     )
-    from securexport.api.bundles import DecryptResult, Verdict, decrypt, inspect, verify
+    from securexport.api.bundles import (
+        DecryptResult,
+        InspectedColumn,
+        Inspection,
+        Verdict,
+        decrypt,
+        inspect,
+        verify,
+    )
     from securexport.api.exporting import ExportResult, export
     from securexport.api.keys import (
         create_identity,
@@ -94,6 +107,9 @@ if TYPE_CHECKING:
         write_pseudonym_key,
     )
     from securexport.api.ledger import (
+        EntryDetail,
+        EntrySummary,
+        LedgerAudit,
         ledger_checkpoint,
         ledger_entries,
         ledger_prove,
@@ -135,7 +151,12 @@ __all__ = [
     "BreachReport",
     "CosignResult",
     "DecryptResult",
+    "EntryDetail",
+    "EntrySummary",
     "ExportResult",
+    "InspectedColumn",
+    "Inspection",
+    "LedgerAudit",
     "PlanReport",
     "SyncWritten",
     "Verdict",

@@ -339,7 +339,7 @@ def test_export_logs_to_the_team_ledger(world, pg_url: str) -> None:  # type: ig
         assert local.size() == 0  # nothing went to the home's ledger.db
     # Another installation pointed at the same ledger sees and audits the export.
     [entry] = api.ledger_entries(world.owner)
-    assert entry["export_id"] == result.export_id
-    assert api.ledger_verify(world.owner)["size"] == 1
+    assert entry.export_id == result.export_id
+    assert api.ledger_verify(world.owner).size == 1
     second = world.export()
     assert (second.run, second.ledger_index) == (2, 1)
