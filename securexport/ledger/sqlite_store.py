@@ -4,9 +4,9 @@ The SQL lives in the store classes only.  :class:`SqliteStore` holds the portabl
 placeholders); :class:`~securexport.ledger.postgres_store.PostgresStore` reuses them and
 overrides only what differs.
 
-Triggers refuse UPDATE and DELETE on entries, nodes, checkpoints and metadata; they stop
-accidents, not an owner of the file, which is what
-:meth:`~securexport.ledger.log.Ledger.verify_all` is for.
+Triggers refuse UPDATE and DELETE on entries, nodes, checkpoints, attachments and metadata
+(:data:`APPEND_ONLY`; only the tree state is rewritten, once per append); they stop accidents,
+not an owner of the file, which is what :meth:`~securexport.ledger.log.Ledger.verify_all` is for.
 """
 
 from __future__ import annotations
