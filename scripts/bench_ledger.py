@@ -110,7 +110,8 @@ def full_verify(entries: int) -> tuple[list[list[str]], str]:
     from securexport.api import ledger as register
     from securexport.bundle.container import APPROVAL, APPROVAL_SIG
     from securexport.home.keystore import KeyStore
-    from securexport.ledger.log import BUNDLE_OUTCOME, WRITER, writer_record
+    from securexport.ledger.log import writer_record
+    from securexport.ledger.store import BUNDLE_OUTCOME, WRITER
     from securexport.policy.manifest import canonical_bytes
     from securexport.synthetic import make_offenders_db
     from tests.support.world import TEST_LOG_N, build_world
@@ -195,9 +196,9 @@ def full_verify(entries: int) -> tuple[list[list[str]], str]:
         started = time.perf_counter()
         result = register.ledger_verify(world.exporter)
         verify_wall = time.perf_counter() - started
-        assert result["ok"] and result["size"] == entries, result
-        assert result["entries_checked"] == entries, result
-        assert not result["missing_bundles"], result["missing_bundles"][:3]
+        assert result.size == entries, result
+        assert result.entries_checked == entries, result
+        assert not result.missing_bundles, result.missing_bundles[:3]
 
     label = f"@{entries // 1000}k" if entries % 1000 == 0 else f"@{entries}"
     rows = [

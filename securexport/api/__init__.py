@@ -35,6 +35,8 @@ _WHERE = {
     "export": "exporting",
     # a bundle's life
     "DecryptResult": "bundles",
+    "InspectedColumn": "bundles",
+    "Inspection": "bundles",
     "Verdict": "bundles",
     "decrypt": "bundles",
     "inspect": "bundles",
@@ -53,6 +55,9 @@ _WHERE = {
     "trust_list": "trust",
     "trust_remove": "trust",
     # the ledger
+    "EntryDetail": "ledger",
+    "EntrySummary": "ledger",
+    "LedgerAudit": "ledger",
     "ledger_checkpoint": "ledger",
     "ledger_entries": "ledger",
     "ledger_prove": "ledger",
@@ -83,7 +88,15 @@ if TYPE_CHECKING:
         sign_approval,
         write_approval_template,
     )
-    from securexport.api.bundles import DecryptResult, Verdict, decrypt, inspect, verify
+    from securexport.api.bundles import (
+        DecryptResult,
+        InspectedColumn,
+        Inspection,
+        Verdict,
+        decrypt,
+        inspect,
+        verify,
+    )
     from securexport.api.exporting import ExportResult, export
     from securexport.api.keys import (
         create_identity,
@@ -96,6 +109,9 @@ if TYPE_CHECKING:
         write_pseudonym_key,
     )
     from securexport.api.ledger import (
+        EntryDetail,
+        EntrySummary,
+        LedgerAudit,
         ledger_checkpoint,
         ledger_entries,
         ledger_prove,
@@ -137,7 +153,12 @@ __all__ = [
     "BreachReport",
     "CosignResult",
     "DecryptResult",
+    "EntryDetail",
+    "EntrySummary",
     "ExportResult",
+    "InspectedColumn",
+    "Inspection",
+    "LedgerAudit",
     "PlanReport",
     "SyncWritten",
     "Verdict",

@@ -31,18 +31,80 @@ from securexport.home.keystore import open_keystore
 from securexport.home.revocations import load_revocations
 from securexport.home.truststore import TrustStore
 from securexport.ledger.cosigned import check_cosignature
-from securexport.ledger.log import verify_receipt
+from securexport.ledger.receipt import verify_receipt
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.policy import authorise
 from securexport.policy.approval import Approval
 from securexport.policy.manifest import Manifest, parse_manifest
 
 
-def inspect(bundle_path: Path, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+@dataclass(frozen=True)
+class InspectedColumn:
+    """One output column as the manifest describes it (as written, None where it says nothing)."""
+
+    name: str | None
+    source: str | None
+    transform: str | None
+
+
+def _as_written(value: object) -> str | None:
+    """A manifest value the parser does not check, as text for showing (None stays None)."""
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """A bundle's manifest, parsed strictly but not verified: no keys, no trust decision.
+
+    The manifest's typed fields are the ones the parser checks; the others here are shown as
+    written (text, None where the manifest says nothing).  ``to_json`` is the manifest document.
+    """
+
+    manifest: Manifest
+
+    def _part(self, key: str) -> Any:
+        return self.manifest.document.get(key, {})
+
+    @property
+    def approval_signer(self) -> str | None:
+        return _as_written(self._part("approval").get("signer"))
+
+    @property
+    def exporter_fingerprint(self) -> str | None:
+        return _as_written(self._part("operator").get("key_fingerprint"))
+
+    @property
+    def exporter_host(self) -> str | None:
+        return _as_written(self._part("operator").get("host"))
+
+    @property
+    def matching_rows(self) -> str | None:
+        return _as_written(self._part("records").get("matching"))
+
+    @property
+    def k_achieved(self) -> str | None:
+        return _as_written(self._part("records").get("k_achieved"))
+
+    @property
+    def columns(self) -> tuple[InspectedColumn, ...]:
+        return tuple(
+            InspectedColumn(
+                _as_written(col.get("name")),
+                _as_written(col.get("source")),
+                _as_written(col.get("transform")),
+            )
+            for col in self.manifest.document.get("columns", [])
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.manifest.document)
+
+
+def inspect(bundle_path: Path, limits: Limits = DEFAULT_LIMITS) -> Inspection:
     """The manifest, parsed, without keys and without any trust decision."""
     with open_bundle(bundle_path, limits) as bundle:
-        return dict(
-            parse_manifest(bundle.member(MANIFEST), max_bytes=limits.max_manifest_bytes).document
+        return Inspection(
+            parse_manifest(bundle.member(MANIFEST), max_bytes=limits.max_manifest_bytes)
         )
 
 

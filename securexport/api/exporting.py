@@ -53,7 +53,9 @@ from securexport.fsutil import fsync_file, partial_output, scratch_partial
 from securexport.home.keystore import BackgroundUnlock, KeyStore, PublicIdentity, open_keystore
 from securexport.home.ledger import open_ledger
 from securexport.home.revocations import load_revocations
-from securexport.ledger.log import WRITER, Ledger, Receipt, writer_record
+from securexport.ledger.log import Ledger, writer_record
+from securexport.ledger.receipt import Receipt
+from securexport.ledger.store import WRITER
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.policy import authorise
 from securexport.policy.approval import Approval, transform_version

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from securexport._crypto import sshsig
@@ -15,7 +16,8 @@ from securexport.errors import VerificationError
 from securexport.home.keystore import open_keystore
 from securexport.home.ledger import open_ledger
 from securexport.home.truststore import TrustStore, parse_verifier_key
-from securexport.ledger.log import KIND_EXPORT, Entry, Ledger
+from securexport.ledger.log import BundleState, Ledger
+from securexport.ledger.store import KIND_EXPORT, Entry
 from securexport.limits import DEFAULT_LIMITS
 from securexport.policy import authorise
 from securexport.policy.manifest import parse_manifest
@@ -28,59 +30,119 @@ def ledger_verifier_key(env: Environment) -> str:
     with ``trust add NAME KEY --role ledger``, so receipts can be checked offline.
     """
     with open_ledger(env) as ledger:
-        pinned: str | None = ledger.pinned_verifier_key()
+        pinned = ledger.pinned_verifier_key()
         if pinned:
             return pinned
-        return str(ledger.verifier_key(open_keystore(env).ledger_signing_key()))
+        return ledger.verifier_key(open_keystore(env).ledger_signing_key())
+
+
+@dataclass(frozen=True)
+class EntrySummary:
+    """One logged export: the ledger's index columns, what its manifest says, its bundle.
+
+    ``manifest_says`` is read from the logged manifest without verifying it (``ledger verify``
+    does): ``exporter``, ``rows`` and ``recipients`` (their names), or ``malformed`` once the
+    manifest stops making sense, keeping what was read before that.
+    """
+
+    index: int
+    kind: str
+    export_id: str
+    approval_id: str
+    approval_sha256: str
+    run: int
+    created_at: str
+    manifest_says: Mapping[str, Any]
+    #: ``written``; ``missing`` (the export was interrupted after its entry was committed: an
+    #: orphan, its run used); ``in-progress`` (its export is still running here); or
+    #: ``unconfirmed`` (committed on another machine, or before a reboot, and never confirmed).
+    #: None where it was not asked (``ledger show``).
+    bundle: str | None = None
+
+    @property
+    def exporter(self) -> Any:
+        return self.manifest_says.get("exporter")
+
+    @property
+    def rows(self) -> Any:
+        return self.manifest_says.get("rows")
+
+    @property
+    def recipients(self) -> list[Any] | None:
+        recipients: list[Any] | None = self.manifest_says.get("recipients")
+        return recipients
+
+    @property
+    def malformed(self) -> bool:
+        return bool(self.manifest_says.get("malformed", False))
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "index": self.index,
+            "kind": self.kind,
+            "export_id": self.export_id,
+            "approval_id": self.approval_id,
+            "approval_sha256": self.approval_sha256,
+            "run": self.run,
+            "created_at": self.created_at,
+            **self.manifest_says,
+        }
+        if self.bundle is not None:
+            doc["bundle"] = self.bundle
+        return doc
+
+
+@dataclass(frozen=True)
+class EntryDetail:
+    """One entry as ``ledger show`` prints it: its summary and the whole logged manifest."""
+
+    entry: EntrySummary
+    manifest: Any  # the manifest's JSON, as logged (not verified)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.entry.to_json(), "manifest": self.manifest}
 
 
 def ledger_entries(
     env: Environment, *, start: int = 0, limit: int | None = None
-) -> list[dict[str, Any]]:
-    """One summary per logged export, in log order, with whether its bundle was written.
-
-    ``bundle`` is ``written``; ``missing`` (the export was interrupted after its entry was
-    committed: an orphan, its run used); ``in-progress`` (its export is still running here); or
-    ``unconfirmed`` (committed on another machine, or before a reboot, and never confirmed).
-    """
+) -> list[EntrySummary]:
+    """One summary per logged export, in log order, with whether its bundle was written."""
     with open_ledger(env) as ledger:
         summaries = [_entry_summary(e) for e in ledger.entries(start=start, limit=limit)]
-        if summaries:
-            states = {b.export_id: b.state for b in ledger.bundle_states(start=start, limit=limit)}
-            for summary in summaries:
-                summary["bundle"] = states.get(summary["export_id"], "unconfirmed")
-        return summaries
+        if not summaries:
+            return []
+        states = {b.export_id: b.state for b in ledger.bundle_states(start=start, limit=limit)}
+        return [replace(s, bundle=states.get(s.export_id, "unconfirmed")) for s in summaries]
 
 
-def _entry_summary(entry: Entry) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "index": entry.index,
-        "kind": entry.kind,
-        "export_id": entry.export_id,
-        "approval_id": entry.approval_id,
-        "approval_sha256": entry.approval_sha256,
-        "run": entry.run,
-        "created_at": entry.created_at,
-    }
+def _entry_summary(entry: Entry) -> EntrySummary:
+    says: dict[str, Any] = {}
     try:
         doc = json.loads(entry.leaf)
-        summary["exporter"] = doc.get("operator", {}).get("name")
-        summary["rows"] = doc.get("records", {}).get("written")
-        summary["recipients"] = [r.get("name") for r in doc.get("recipients", [])]
+        says["exporter"] = doc.get("operator", {}).get("name")
+        says["rows"] = doc.get("records", {}).get("written")
+        says["recipients"] = [r.get("name") for r in doc.get("recipients", [])]
     except (ValueError, AttributeError):
-        summary["malformed"] = True
-    return summary
+        says["malformed"] = True
+    return EntrySummary(
+        index=entry.index,
+        kind=entry.kind,
+        export_id=entry.export_id,
+        approval_id=entry.approval_id,
+        approval_sha256=entry.approval_sha256,
+        run=entry.run,
+        created_at=entry.created_at,
+        manifest_says=says,
+    )
 
 
-def ledger_show(env: Environment, key: str) -> dict[str, Any]:
+def ledger_show(env: Environment, key: str) -> EntryDetail:
     """One entry, by index or export id, with its full manifest."""
     with open_ledger(env) as ledger:
         # An index is ASCII digits that fit the ledger's integers; anything else is an export id.
         is_index = re.fullmatch(r"[0-9]{1,18}", key) is not None
         entry = ledger.entry(int(key) if is_index else key)
-        summary = _entry_summary(entry)
-        summary["manifest"] = json.loads(entry.leaf)
-        return summary
+        return EntryDetail(_entry_summary(entry), json.loads(entry.leaf))
 
 
 def _entry_checker(env: Environment, ledger: Ledger) -> Callable[[Entry], None]:
@@ -150,42 +212,65 @@ def _check_pinned_key(env: Environment, origin: str, pinned: str) -> str:
     return "trusted"
 
 
-def ledger_verify(env: Environment) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LedgerAudit:
+    """What ``ledger verify`` established (a failure raises instead).
+
+    ``checkpoint_key`` is ``trusted`` when the checkpoints were held to a key this installation
+    trusts for the origin, ``pinned`` when only to the key the ledger itself recorded
+    (self-consistency, no more), and None for an empty ledger, which has no key yet (nor
+    ``origin`` or ``root_hash``).
+    """
+
+    size: int
+    entries_checked: int
+    checkpoints_checked: int
+    #: Orphans are not tampering: the entry is sound, its export was interrupted.
+    missing_bundles: tuple[BundleState, ...] = ()
+    checkpoint_key: str | None = None
+    origin: str | None = None
+    root_hash: bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"ok": True}
+        if self.checkpoint_key is not None:
+            doc["checkpoint_key"] = self.checkpoint_key
+            doc["origin"] = self.origin
+        doc["size"] = self.size
+        if self.root_hash is not None:
+            doc["root_hash"] = self.root_hash.hex()
+        doc["entries_checked"] = self.entries_checked
+        doc["checkpoints_checked"] = self.checkpoints_checked
+        doc["missing_bundles"] = [
+            {"index": b.index, "run": b.run, "export_id": b.export_id} for b in self.missing_bundles
+        ]
+        return doc
+
+
+def ledger_verify(env: Environment) -> LedgerAudit:
     """Recompute the tree, check every checkpoint and every entry; exit 5 at the first bad one."""
     with open_ledger(env) as ledger:
         key = ledger.pinned_verifier_key()
         if key is None:
-            return {
-                "ok": True,
-                "size": 0,
-                "entries_checked": 0,
-                "checkpoints_checked": 0,
-                "missing_bundles": [],
-            }
+            return LedgerAudit(size=0, entries_checked=0, checkpoints_checked=0)
         key_source = _check_pinned_key(env, ledger.origin, key)
         report = ledger.verify_all(key, check_entry=_entry_checker(env, ledger))
         missing = [b for b in ledger.bundle_states() if b.state == "missing"]
-        return {
-            "ok": True,
-            # "trusted": the checkpoint key is one this installation trusts for the origin;
-            # "pinned": only the key the ledger itself recorded (self-consistency, no more).
-            "checkpoint_key": key_source,
-            "origin": report.origin,
-            "size": report.size,
-            "root_hash": report.root_hash.hex(),
-            "entries_checked": report.entries_checked,
-            "checkpoints_checked": report.checkpoints_checked,
-            # Orphans are not tampering: the entry is sound, its export was interrupted.
-            "missing_bundles": [
-                {"index": b.index, "run": b.run, "export_id": b.export_id} for b in missing
-            ],
-        }
+        return LedgerAudit(
+            size=report.size,
+            entries_checked=report.entries_checked,
+            checkpoints_checked=report.checkpoints_checked,
+            missing_bundles=tuple(missing),
+            checkpoint_key=key_source,
+            origin=report.origin,
+            root_hash=report.root_hash,
+        )
 
 
 def ledger_checkpoint(env: Environment) -> str:
     """The newest signed checkpoint (a C2SP signed note)."""
     with open_ledger(env) as ledger:
-        note: str | None = ledger.latest_checkpoint()
+        note = ledger.latest_checkpoint()
         if note is None:
             raise VerificationError("the ledger is empty: no checkpoint yet")
         return note
@@ -194,4 +279,4 @@ def ledger_checkpoint(env: Environment) -> str:
 def ledger_prove(env: Environment, export_id: str) -> bytes:
     """A fresh receipt (tlog-proof) for an export against the newest checkpoint."""
     with open_ledger(env) as ledger:
-        return bytes(ledger.prove(export_id).to_bytes())
+        return ledger.prove(export_id).to_bytes()

@@ -53,8 +53,8 @@ from securexport.home.ledger import open_ledger
 from securexport.home.revocations import load_revocations
 from securexport.home.truststore import TrustStore
 from securexport.ledger.cosigned import note_text, witness_name
-from securexport.ledger.log import Receipt
 from securexport.ledger.mirror import Mirror
+from securexport.ledger.receipt import Receipt
 from securexport.ledger.sync import SyncEntry, SyncFile, make_sync, parse_sync
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.policy import authorise

@@ -65,34 +65,28 @@ def inspect_cmd(ctx: Context, bundle: Path) -> None:
     """
     from securexport.api import inspect
 
-    manifest = inspect(bundle)
+    inspected = inspect(bundle)
+    manifest = inspected.manifest
 
     def human() -> None:
         click.echo("(unverified — run `securexport verify` to check signatures and hashes)")
-        click.echo(f"export {manifest.get('export_id')} created {manifest.get('created_at')}")
-        approval = manifest.get("approval", {})
+        click.echo(f"export {manifest.export_id} created {manifest.created_at}")
         click.echo(
-            f"approval {approval.get('id')} run {approval.get('run')}, signed by {approval.get('signer')}"
+            f"approval {manifest.approval_id} run {manifest.run}, signed by {inspected.approval_signer}"
         )
-        operator = manifest.get("operator", {})
         click.echo(
-            f"exporter {operator.get('name')} ({operator.get('key_fingerprint')}) on {operator.get('host')}"
+            f"exporter {manifest.operator_name} ({inspected.exporter_fingerprint}) on {inspected.exporter_host}"
         )
-        records = manifest.get("records", {})
         click.echo(
-            f"rows: {records.get('written')} written of {records.get('matching')} matching; k achieved {records.get('k_achieved')}"
+            f"rows: {manifest.rows_written} written of {inspected.matching_rows} matching; k achieved {inspected.k_achieved}"
         )
-        for col in manifest.get("columns", []):
-            click.echo(
-                f"  column {col.get('name')} <- {col.get('source')} [{col.get('transform')}]"
-            )
-        click.echo(
-            "recipients: " + ", ".join(r.get("name", "?") for r in manifest.get("recipients", []))
-        )
-        if manifest.get("auditors"):
-            click.echo("auditors: " + ", ".join(a.get("name", "?") for a in manifest["auditors"]))
+        for col in inspected.columns:
+            click.echo(f"  column {col.name} <- {col.source} [{col.transform}]")
+        click.echo("recipients: " + ", ".join(name for name, _ in manifest.recipients))
+        if manifest.auditors:
+            click.echo("auditors: " + ", ".join(name for name, _ in manifest.auditors))
 
-    ctx.emit(manifest, human)
+    ctx.emit(inspected.to_json(), human)
 
 
 @click.command("verify")

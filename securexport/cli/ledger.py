@@ -62,15 +62,14 @@ def ledger_list(ctx: Context, start: int, limit: int | None) -> None:
     def human() -> None:
         for e in entries:
             click.echo(
-                f"{e['index']:>6}  {e['created_at']}  {e['approval_id']} run {e['run']}  "
-                f"{e.get('rows')} rows  by {e.get('exporter')}  to {', '.join(e.get('recipients') or [])}  "
-                f"{e['export_id']}"
-                + ("" if e.get("bundle") == "written" else f"  bundle {e.get('bundle')}")
+                f"{e.index:>6}  {e.created_at}  {e.approval_id} run {e.run}  "
+                f"{e.rows} rows  by {e.exporter}  to {', '.join(e.recipients or [])}  "
+                f"{e.export_id}" + ("" if e.bundle == "written" else f"  bundle {e.bundle}")
             )
         if not entries:
             click.echo("(no exports logged)")
 
-    ctx.emit(entries, human)
+    ctx.emit([e.to_json() for e in entries], human)
 
 
 @ledger.command("show")
@@ -87,7 +86,7 @@ def ledger_show(ctx: Context, entry: str) -> None:
 
     from securexport.api import ledger_show
 
-    doc = ledger_show(ctx.env(), entry)
+    doc = ledger_show(ctx.env(), entry).to_json()
     ctx.emit(doc, lambda: click.echo(json.dumps(doc, indent=2, ensure_ascii=False)))
 
 
@@ -106,21 +105,21 @@ def ledger_verify(ctx: Context) -> None:
 
     def human() -> None:
         click.echo(
-            f"ledger OK: {report['entries_checked']} entries, {report['checkpoints_checked']} checkpoints"
-            + (f", root {report['root_hash'][:16]}…" if report.get("root_hash") else "")
+            f"ledger OK: {report.entries_checked} entries, {report.checkpoints_checked} checkpoints"
+            + (f", root {report.root_hash.hex()[:16]}…" if report.root_hash is not None else "")
         )
-        if report.get("checkpoint_key") == "pinned":
+        if report.checkpoint_key == "pinned":
             click.echo(
                 "note: checkpoints were checked against the key the ledger records; trust the "
                 "ledger's key (`trust add NAME KEY --role ledger`) to hold it to an outside copy"
             )
-        for m in report.get("missing_bundles", []):
+        for m in report.missing_bundles:
             click.echo(
-                f"note: entry {m['index']} (run {m['run']}, export {m['export_id']}) has no "
+                f"note: entry {m.index} (run {m.run}, export {m.export_id}) has no "
                 "bundle: its export was interrupted after the entry was committed"
             )
 
-    ctx.emit(report, human)
+    ctx.emit(report.to_json(), human)
 
 
 @ledger.command("checkpoint")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from securexport._crypto.cosignature import verify_cosignature
 from securexport._crypto.ed25519 import SigningKey, public_key_bytes
 from securexport.errors import SecurexportError, VerificationError
-from securexport.ledger.log import verify_receipt
+from securexport.ledger.receipt import verify_receipt
 from securexport.limits import DEFAULT_LIMITS, Limits
 from securexport.policy.approval import Witness
 from securexport.policy.times import from_unix

@@ -26,7 +26,7 @@ from securexport.bundle.container import (
     open_bundle,
     write_bundle,
 )
-from securexport.ledger.log import parse_receipt, verify_receipt
+from securexport.ledger.receipt import parse_receipt, verify_receipt
 from securexport.limits import Limits
 from securexport.policy import authorise as policy
 from securexport.policy.approval import parse_approval

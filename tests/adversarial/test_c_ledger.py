@@ -9,7 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from securexport.bundle.container import MANIFEST, MANIFEST_SIG, RECEIPT
-from securexport.ledger.log import Ledger, parse_receipt
+from securexport.ledger.log import Ledger
+from securexport.ledger.receipt import parse_receipt
 from tests.adversarial.harness import Ctx, run_case
 from tests.adversarial.registry import Case, RecordProperty, case, params
 from tests.support.world import FIXED_NOW

@@ -19,7 +19,8 @@ from securexport.cli import cli
 from securexport.errors import VerificationError
 from securexport.home.keystore import KeyStore
 from securexport.home.truststore import TrustStore
-from securexport.ledger.log import Ledger, LedgerVerificationError
+from securexport.ledger.log import Ledger
+from securexport.ledger.store import LedgerVerificationError
 from securexport.policy import manifest
 from tests.support.cli import Runner
 from tests.support.world import FIXED_NOW, TEST_LOG_N, World
@@ -29,7 +30,7 @@ def _append_forged(world: World, mutate: object) -> None:
     """A malicious exporter logs a manifest it signed itself, beside the real approval."""
     first = next(iter(api.ledger_entries(world.exporter)))
     with Ledger.open(world.exporter.home.ledger_path) as ledger:
-        entry = ledger.entry(first["index"])
+        entry = ledger.entry(first.index)
         approval_raw = ledger.attachment(entry.export_id, APPROVAL)
         approval_sig = ledger.attachment(entry.export_id, APPROVAL_SIG)
         doc = json.loads(entry.leaf)
@@ -58,7 +59,7 @@ def test_clean_ledger_verifies(world: World) -> None:
     world.export()
     world.export()
     report = api.ledger_verify(world.exporter)
-    assert report["entries_checked"] == 2
+    assert report.entries_checked == 2
 
 
 def _rows_over_cap(doc: dict) -> None:
@@ -108,10 +109,10 @@ def test_export_outside_its_approval_is_reported(world: World, mutate: object, n
 
 def _raw_ledger(world: World) -> sqlite3.Connection:
     """The exporter's ledger.db opened as its owner could: the append-only triggers dropped."""
-    from securexport.ledger.log import _APPEND_ONLY
+    from securexport.ledger.sqlite_store import APPEND_ONLY
 
     conn = sqlite3.connect(world.exporter.home.ledger_path, isolation_level=None)
-    for table in _APPEND_ONLY:
+    for table in APPEND_ONLY:
         for action in ("update", "delete"):
             conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
     return conn
@@ -144,7 +145,7 @@ def _three_exports(world: World) -> tuple[Path, Path]:
     world.export(a)
     world.export(b)
     world.export(a)
-    assert api.ledger_verify(world.exporter)["entries_checked"] == 3
+    assert api.ledger_verify(world.exporter).entries_checked == 3
     return a, b
 
 
@@ -212,7 +213,7 @@ def test_signature_check_is_not_vacuous(world: World) -> None:
     with _raw_ledger(world) as conn:
         armored = bytes(conn.execute("SELECT signature FROM entries WHERE idx = 1").fetchone()[0])
         conn.execute("UPDATE entries SET signature = ? WHERE idx = 1", (armored,))
-    assert api.ledger_verify(world.exporter)["entries_checked"] == 3
+    assert api.ledger_verify(world.exporter).entries_checked == 3
 
 
 def _column_export_id(conn: sqlite3.Connection, a_sha: str) -> None:
@@ -295,7 +296,7 @@ def test_approval_signed_by_the_trusted_owner_verifies(world: World) -> None:
     world.export()
     path = world.write_approval(approval_id="APR-2026-0099")
     _append_under(world, path.read_bytes(), path.with_name(path.name + ".sig").read_bytes())
-    assert api.ledger_verify(world.exporter)["entries_checked"] == 2
+    assert api.ledger_verify(world.exporter).entries_checked == 2
 
 
 def test_approver_no_longer_trusted_is_reported(world: World) -> None:
@@ -366,7 +367,7 @@ def test_run_beyond_max_runs_is_reported(world: World) -> None:
     with Ledger.open(world.exporter.home.ledger_path) as ledger:
         ledger_sha = ledger.entry(0).approval_sha256
     _append_forged(world, lambda doc: None)  # run 2 of 2: allowed
-    assert api.ledger_verify(world.exporter)["entries_checked"] == 3
+    assert api.ledger_verify(world.exporter).entries_checked == 3
     _append_forged(world, lambda doc: None)  # run 3 of 2, logged by an edited copy
     with Ledger.open(world.exporter.home.ledger_path) as ledger:
         assert ledger.entry(3).run == 3 and ledger.runs_used(ledger_sha) == 3
@@ -424,7 +425,7 @@ def test_faithful_copy_of_an_export_verifies(world: World) -> None:
     """The control for the crafted entries above: unchanged, one verifies."""
     world.export()
     _append_forged(world, lambda doc: None)
-    assert api.ledger_verify(world.exporter)["entries_checked"] == 2
+    assert api.ledger_verify(world.exporter).entries_checked == 2
 
 
 @pytest.mark.parametrize(
@@ -452,7 +453,7 @@ def test_verify_holds_the_ledger_key_to_a_trusted_copy(world: World) -> None:
     from securexport.ledger.log import ledger_verifier_key
 
     world.export()
-    assert api.ledger_verify(world.exporter)["checkpoint_key"] == "pinned"
+    assert api.ledger_verify(world.exporter).checkpoint_key == "pinned"
     pinned = api.ledger_verifier_key(world.exporter)
     origin = pinned.split("+", 1)[0]
 
@@ -464,4 +465,50 @@ def test_verify_holds_the_ledger_key_to_a_trusted_copy(world: World) -> None:
 
     TrustStore(world.exporter.home).remove("their-log")
     TrustStore(world.exporter.home).add("our-log", pinned, "ledger")
-    assert api.ledger_verify(world.exporter)["checkpoint_key"] == "trusted"
+    assert api.ledger_verify(world.exporter).checkpoint_key == "trusted"
+
+
+def test_list_reads_what_a_logged_manifest_says_and_stops_where_it_stops_making_sense(
+    world: World,
+) -> None:
+    """`ledger list` reads exporter, rows and recipients from each logged manifest, unverified;
+    a manifest that stops making sense is "malformed", keeping what was read before that."""
+    leaves = {
+        "not-json": (b"not json", {"malformed": True}),
+        "no-records": (
+            b'{"operator":{"name":"x"},"records":null}',
+            {"exporter": "x", "malformed": True},
+        ),
+        "empty": (b'{"operator":{}}', {"exporter": None, "rows": None, "recipients": []}),
+    }
+    store = KeyStore(world.exporter, scrypt_log_n=TEST_LOG_N)
+    with Ledger.open(world.exporter.home.ledger_path) as ledger:
+        for export_id, (leaf, _) in leaves.items():
+            ledger.append_export(
+                leaf,
+                b"sig",
+                export_id=export_id,
+                approval_id="APR-F",
+                approval_sha256=hashlib.sha256(export_id.encode()).hexdigest(),
+                run=1,
+                max_runs=None,
+                signer=store.ledger_signing_key(),
+                now=FIXED_NOW,
+            )
+    entries = api.ledger_entries(world.exporter)
+    for entry, (export_id, (_, says)) in zip(entries, leaves.items(), strict=True):
+        doc = entry.to_json()
+        assert list(doc)[:7] == [
+            "index",
+            "kind",
+            "export_id",
+            "approval_id",
+            "approval_sha256",
+            "run",
+            "created_at",
+        ]
+        assert {k: doc[k] for k in list(doc)[7:-1]} == says and doc["bundle"] == "unconfirmed"
+        assert entry.export_id == export_id and entry.malformed == ("malformed" in says)
+    assert (entries[1].exporter, entries[1].rows, entries[1].recipients) == ("x", None, None)
+    shown = api.ledger_show(world.exporter, "empty")
+    assert shown.manifest == {"operator": {}} and "bundle" not in shown.to_json()

@@ -122,7 +122,7 @@ def test_breach_needs_targets_and_a_key_to_name(world: World, tmp_path: Path) ->
 
 def test_breach_query_over_a_thousand_exports(world: World, tmp_path: Path) -> None:
     """A ledger of 1,200 exports built by direct appends; the query must be exact."""
-    template = api.inspect(world.export(_owner_approval(world)).bundle)
+    template = api.inspect(world.export(_owner_approval(world)).bundle).to_json()
     store = KeyStore(world.owner, scrypt_log_n=TEST_LOG_N)
     signer = store.signing_key("owner")
     ledger_key = store.ledger_signing_key()

@@ -34,7 +34,8 @@ from securexport.cli import cli
 from securexport.errors import PolicyError, UsageError, VerificationError
 from securexport.home.keystore import KeyStore
 from securexport.home.truststore import TrustStore
-from securexport.ledger.log import Ledger, Receipt
+from securexport.ledger.log import Ledger
+from securexport.ledger.receipt import Receipt
 from securexport.ledger.sync import parse_sync
 from securexport.limits import DEFAULT_LIMITS
 from securexport.policy.manifest import canonical_bytes

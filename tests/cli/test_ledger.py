@@ -344,10 +344,10 @@ def test_verify_a_clean_ledger(world: World, tmp_path: Path) -> None:
 
 def _raw(db: Path) -> sqlite3.Connection:
     """The ledger file opened as its owner could: the append-only triggers dropped."""
-    from securexport.ledger.log import _APPEND_ONLY
+    from securexport.ledger.sqlite_store import APPEND_ONLY
 
     conn = sqlite3.connect(db, isolation_level=None)
-    for table in _APPEND_ONLY:
+    for table in APPEND_ONLY:
         for action in ("update", "delete"):
             conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
     return conn

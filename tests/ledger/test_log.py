@@ -17,16 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securexport._crypto import merkle
 from securexport._crypto.note import Checkpoint, sign_note
 from securexport.errors import KeyUnavailableError, PolicyError, VerificationError
-from securexport.ledger import log as ledger_mod
-from securexport.ledger.log import (
-    Entry,
-    Ledger,
-    LedgerVerificationError,
-    Receipt,
-    ledger_verifier_key,
-    parse_receipt,
-    verify_receipt,
-)
+from securexport.ledger.log import Ledger, ledger_verifier_key
+from securexport.ledger.receipt import Receipt, parse_receipt, verify_receipt
+from securexport.ledger.sqlite_store import SqliteStore
+from securexport.ledger.store import Entry, LedgerVerificationError
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 ORIGIN = "securexport.local/00112233aabbccdd"
@@ -454,7 +448,7 @@ def test_append_costs_logarithmic_hashes(
     """Hashes computed per append stay within a small multiple of log2(n), up to 1,100 entries."""
     counts = {"node": 0, "leaf": 0, "node_reads": 0}
     real_node, real_leaf = merkle.node_hash, merkle.leaf_hash
-    real_read = ledger_mod._SqliteStore.node
+    real_read = SqliteStore.node
 
     def node_hash(left: bytes, right: bytes) -> bytes:
         counts["node"] += 1
@@ -464,13 +458,13 @@ def test_append_costs_logarithmic_hashes(
         counts["leaf"] += 1
         return real_leaf(data)
 
-    def read_node(self: ledger_mod._SqliteStore, level: int, index: int) -> bytes | None:
+    def read_node(self: SqliteStore, level: int, index: int) -> bytes | None:
         counts["node_reads"] += 1
         return real_read(self, level, index)
 
     monkeypatch.setattr(merkle, "node_hash", node_hash)
     monkeypatch.setattr(merkle, "leaf_hash", leaf_hash)
-    monkeypatch.setattr(ledger_mod._SqliteStore, "node", read_node)
+    monkeypatch.setattr(SqliteStore, "node", read_node)
     worst = 0.0
     for n in range(1, 1101):
         counts.update(node=0, leaf=0, node_reads=0)

@@ -21,13 +21,9 @@ from securexport import api
 from securexport._crypto import merkle
 from securexport.errors import FileError, PolicyError, UsageError
 from securexport.home.config import ledger_url as ledger_target
-from securexport.ledger.log import (
-    Ledger,
-    LedgerVerificationError,
-    ledger_verifier_key,
-    open_ledger,
-    verify_receipt,
-)
+from securexport.ledger.log import Ledger, ledger_verifier_key, open_ledger
+from securexport.ledger.receipt import verify_receipt
+from securexport.ledger.store import LedgerVerificationError
 from tests.support.pg import PgServer
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -343,7 +339,7 @@ def test_export_logs_to_the_team_ledger(world, pg_url: str) -> None:  # type: ig
         assert local.size() == 0  # nothing went to the home's ledger.db
     # Another installation pointed at the same ledger sees and audits the export.
     [entry] = api.ledger_entries(world.owner)
-    assert entry["export_id"] == result.export_id
-    assert api.ledger_verify(world.owner)["size"] == 1
+    assert entry.export_id == result.export_id
+    assert api.ledger_verify(world.owner).size == 1
     second = world.export()
     assert (second.run, second.ledger_index) == (2, 1)

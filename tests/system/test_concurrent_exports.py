@@ -67,21 +67,21 @@ def _run_concurrently(world: World, approval: Path, per_process: int) -> list[tu
 def _check_ledger_and_bundles(world: World, oks: list[tuple[str, int, int]]) -> None:
     entries = api.ledger_entries(world.exporter)
     n = len(oks)
-    assert [e["index"] for e in entries] == list(range(n))  # no gaps
-    assert sorted(e["run"] for e in entries) == list(range(1, n + 1))  # each run once
-    assert len({e["export_id"] for e in entries}) == n
-    assert {e["bundle"] for e in entries} == {"written"}
+    assert [e.index for e in entries] == list(range(n))  # no gaps
+    assert sorted(e.run for e in entries) == list(range(1, n + 1))  # each run once
+    assert len({e.export_id for e in entries}) == n
+    assert {e.bundle for e in entries} == {"written"}
     # Each process's own view (run, index) is what the ledger holds, and what its bundle says.
-    by_index = {e["index"]: e for e in entries}
+    by_index = {e.index: e for e in entries}
     for bundle, run, index in oks:
-        assert by_index[index]["run"] == run
-        manifest = api.inspect(Path(bundle))
-        assert manifest["approval"]["run"] == run
-        assert manifest["export_id"] == by_index[index]["export_id"]
+        assert by_index[index].run == run
+        manifest = api.inspect(Path(bundle)).manifest
+        assert manifest.run == run
+        assert manifest.export_id == by_index[index].export_id
     # The full audit: tree, every checkpoint, every manifest signature and its approval.
     report = api.ledger_verify(world.exporter)
-    assert (report["size"], report["entries_checked"], report["checkpoints_checked"]) == (n, n, n)
-    assert report["missing_bundles"] == []
+    assert (report.size, report.entries_checked, report.checkpoints_checked) == (n, n, n)
+    assert report.missing_bundles == ()
     # Receipts made under contention still prove inclusion, offline (a sample: each costs ~0.1 s).
     for bundle, _run, index in oks[:: max(1, n // 8)]:
         assert api.verify(world.recipient, Path(bundle)).ledger_index == index
@@ -130,8 +130,8 @@ def test_a_lost_run_race_is_re_signed_not_refused(world: World, monkeypatch: Any
     monkeypatch.setattr(policy, "next_run", lambda a, used: real_next_run(a, used - 1))
     result = world.export(approval)
     assert result.run == 2
-    manifest = api.inspect(result.bundle)
-    assert manifest["approval"]["run"] == 2  # the signed manifest, re-made for run 2
+    manifest = api.inspect(result.bundle).manifest
+    assert manifest.run == 2  # the signed manifest, re-made for run 2
     api.verify(world.recipient, result.bundle)  # its signature and receipt hold
-    assert [e["run"] for e in api.ledger_entries(world.exporter)] == [1, 2]
-    assert api.ledger_verify(world.exporter)["entries_checked"] == 2
+    assert [e.run for e in api.ledger_entries(world.exporter)] == [1, 2]
+    assert api.ledger_verify(world.exporter).entries_checked == 2

@@ -40,14 +40,14 @@ def test_make_demo_runs_every_role_end_to_end(tmp_path: Path) -> None:
     assert "the second recipient's copy is byte for byte the same" in log
 
     bundle = out / "ppo-extract.sxb"
-    manifest = api.inspect(bundle)
-    assert sorted(r["name"] for r in manifest["recipients"]) == ["nps-wm", "wmp-iom"]
+    inspected = api.inspect(bundle)
+    assert sorted(name for name, _ in inspected.manifest.recipients) == ["nps-wm", "wmp-iom"]
     first = (out / "extract" / "data" / "offenders.csv").read_bytes()
     second = (out / "extract-nps" / "data" / "offenders.csv").read_bytes()
     assert first == second
     rows = list(csv.reader(first.decode("utf-8").splitlines()))
-    assert rows[0] == [c["name"] for c in manifest["columns"]]
-    assert len(rows) - 1 == manifest["records"]["written"] > 1000
+    assert rows[0] == [c.name for c in inspected.columns]
+    assert len(rows) - 1 == inspected.manifest.rows_written > 1000
     assert not (out / "not-for-me").exists()  # the outsider's refused decrypt left nothing
 
     sx = str(ROOT / ".venv" / "bin" / "securexport")
@@ -59,4 +59,6 @@ def test_make_demo_runs_every_role_end_to_end(tmp_path: Path) -> None:
         env=env,
     )
     entries = json.loads(ledger.stdout)
-    assert [(e["export_id"], e["bundle"]) for e in entries] == [(manifest["export_id"], "written")]
+    assert [(e["export_id"], e["bundle"]) for e in entries] == [
+        (inspected.manifest.export_id, "written")
+    ]

@@ -78,7 +78,7 @@ def assert_no_bundle_without_its_entry(directory: Path, logged: set[str]) -> Non
         if not path.is_file() or path.name.endswith(".payload.partial"):
             continue
         try:
-            export_id = api.inspect(path)["export_id"]
+            export_id = api.inspect(path).manifest.export_id
         except SecurexportError:
             continue  # not a bundle (empty or incomplete .partial, approvals, the database)
         assert export_id in logged, f"{path.name} is a bundle that is not in the ledger"
@@ -101,12 +101,12 @@ def crash_and_recover(world: Any, stage: str, ledger_url: str | None = None) -> 
     committed = stage in AFTER_COMMIT
     assert len(entries) == (1 if committed else 0)
     report = api.ledger_verify(world.exporter)
-    assert report["ok"] and report["size"] == len(entries)
-    assert_no_bundle_without_its_entry(world.root, {e["export_id"] for e in entries})
+    assert report.size == len(entries)
+    assert_no_bundle_without_its_entry(world.root, {e.export_id for e in entries})
 
     # The ledger itself says the committed entry's bundle is missing (an orphan).
-    assert [e["bundle"] for e in entries] == (["missing"] if committed else [])
-    assert [m["index"] for m in report["missing_bundles"]] == ([0] if committed else [])
+    assert [e.bundle for e in entries] == (["missing"] if committed else [])
+    assert [m.index for m in report.missing_bundles] == ([0] if committed else [])
     listed = cli(world, "ledger", "list", ledger_url=ledger_url)
     assert listed.returncode == 0, listed.stderr
     assert ("bundle missing" in listed.stdout) == committed
@@ -130,13 +130,13 @@ def crash_and_recover(world: Any, stage: str, ledger_url: str | None = None) -> 
     verdict = api.verify(world.recipient, out)
     # A run that died after logging used its run: the orphan entry stays, the retry is next.
     assert verdict.ledger_index == (1 if committed else 0)
-    assert api.inspect(out)["approval"]["run"] == (2 if committed else 1)
+    assert api.inspect(out).manifest.run == (2 if committed else 1)
     entries = api.ledger_entries(world.exporter)
-    assert [e["run"] for e in entries] == ([1, 2] if committed else [1])
-    assert [e["bundle"] for e in entries] == (["missing", "written"] if committed else ["written"])
-    assert api.ledger_verify(world.exporter)["size"] == len(entries)
-    bundles = {api.inspect(out)["export_id"]}
-    orphans = [e["export_id"] for e in entries if e["export_id"] not in bundles]
+    assert [e.run for e in entries] == ([1, 2] if committed else [1])
+    assert [e.bundle for e in entries] == (["missing", "written"] if committed else ["written"])
+    assert api.ledger_verify(world.exporter).size == len(entries)
+    bundles = {api.inspect(out).manifest.export_id}
+    orphans = [e.export_id for e in entries if e.export_id not in bundles]
     assert len(orphans) == (1 if committed else 0)
 
 
