@@ -28,9 +28,12 @@ vectors: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh
 
+# lint-imports checks the house's import contract ([tool.importlinter] in pyproject.toml);
+# --no-cache: the graph takes a second to build and leaves no cache directory behind.
 lint: $(STAMP)
 	$(BIN)/ruff check securexport tests scripts
 	$(BIN)/ruff format --check securexport tests scripts
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
