@@ -28,15 +28,23 @@ vectors: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh
 
+# lint-imports checks the house's import contract ([tool.importlinter] in pyproject.toml);
+# --no-cache: the graph takes a second to build and leaves no cache directory behind.
 lint: $(STAMP)
 	$(BIN)/ruff check securexport tests scripts
 	$(BIN)/ruff format --check securexport tests scripts
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Branch coverage of the library over the whole suite, with a floor: 91.55% measured when the
+# floor was set (2026-12-08).  COV_ARGS= turns it off, e.g. for a single test or room.
+COV_FLOOR ?= 90
+COV_ARGS  ?= --cov=securexport --cov-branch --cov-report=term:skip-covered --cov-fail-under=$(COV_FLOOR)
+
 pytest: $(STAMP)
-	SECUREXPORT_VECTORS=$(CURDIR)/$(CACHE)/vectors $(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+	SECUREXPORT_VECTORS=$(CURDIR)/$(CACHE)/vectors $(BIN)/python -m pytest -n 2 --dist loadgroup -q $(COV_ARGS) $(PYTEST_ARGS)
 
 test: system-deps $(STAMP) vectors lint typecheck pytest
 
