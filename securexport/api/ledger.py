@@ -7,12 +7,14 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from securexport._crypto import sshsig
 from securexport.bundle.container import APPROVAL, APPROVAL_SIG
 from securexport.environment import Environment
 from securexport.errors import VerificationError
+from securexport.fsutil import atomic_write
 from securexport.home.keystore import open_keystore
 from securexport.home.ledger import open_ledger
 from securexport.home.truststore import TrustStore, parse_verifier_key
@@ -276,7 +278,11 @@ def ledger_checkpoint(env: Environment) -> str:
         return note
 
 
-def ledger_prove(env: Environment, export_id: str) -> bytes:
-    """A fresh receipt (tlog-proof) for an export against the newest checkpoint."""
+def ledger_prove(env: Environment, export_id: str, output: Path | None = None) -> bytes:
+    """A fresh receipt (tlog-proof) for an export against the newest checkpoint, also written
+    to ``output`` when one is given."""
     with open_ledger(env) as ledger:
-        return ledger.prove(export_id).to_bytes()
+        receipt = ledger.prove(export_id).to_bytes()
+    if output is not None:
+        atomic_write(output, receipt, mode=0o644)
+    return receipt

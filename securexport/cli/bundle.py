@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from securexport import api
 from securexport.cli.context import Context, pass_context
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -29,9 +30,7 @@ def export_cmd(ctx: Context, approval: Path, source: str, as_name: str, output: 
       securexport export ppo-extract.toml --source sqlite:///offenders.db \\
           --as pa-analyst -o ppo-2026-06.sxb
     """
-    from securexport.api import export
-
-    result = export(ctx.env(), approval, source, as_name, output)
+    result = api.export(ctx.env(), approval, source, as_name, output)
     doc = {
         "bundle": str(result.bundle),
         "export_id": result.export_id,
@@ -63,9 +62,7 @@ def inspect_cmd(ctx: Context, bundle: Path) -> None:
     Example:
       securexport inspect ppo-2026-06.sxb
     """
-    from securexport.api import inspect
-
-    inspected = inspect(bundle)
+    inspected = api.inspect(bundle)
     manifest = inspected.manifest
 
     def human() -> None:
@@ -101,9 +98,7 @@ def verify_cmd(ctx: Context, bundle: Path) -> None:
     Example:
       securexport verify ppo-2026-06.sxb
     """
-    from securexport.api import verify
-
-    verdict = verify(ctx.env(), bundle)
+    verdict = api.verify(ctx.env(), bundle)
 
     def human() -> None:
         click.echo(f"OK: export {verdict.export_id} of approval {verdict.approval_id}")
@@ -137,9 +132,7 @@ def decrypt_cmd(ctx: Context, bundle: Path, as_name: str, output: Path) -> None:
     Example:
       securexport decrypt ppo-2026-06.sxb --as wmp-iom -o extract/
     """
-    from securexport.api import decrypt
-
-    result = decrypt(ctx.env(), bundle, as_name, output)
+    result = api.decrypt(ctx.env(), bundle, as_name, output)
     ctx.emit(
         {
             "directory": str(result.directory),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
+from securexport import api
 from securexport.cli.context import Context, pass_context
 
 
@@ -30,9 +32,7 @@ def ledger_key(ctx: Context) -> None:
     Example:
       securexport ledger key > ledger.vkey
     """
-    from securexport.api import ledger_verifier_key
-
-    key = ledger_verifier_key(ctx.env())
+    key = api.ledger_verifier_key(ctx.env())
     ctx.emit({"verifier_key": key}, lambda: click.echo(key))
 
 
@@ -55,9 +55,7 @@ def ledger_list(ctx: Context, start: int, limit: int | None) -> None:
     Example:
       securexport --json ledger list --start 100 --limit 10
     """
-    from securexport.api import ledger_entries
-
-    entries = ledger_entries(ctx.env(), start=start, limit=limit)
+    entries = api.ledger_entries(ctx.env(), start=start, limit=limit)
 
     def human() -> None:
         for e in entries:
@@ -82,11 +80,7 @@ def ledger_show(ctx: Context, entry: str) -> None:
     Example:
       securexport ledger show 0
     """
-    import json
-
-    from securexport.api import ledger_show
-
-    doc = ledger_show(ctx.env(), entry).to_json()
+    doc = api.ledger_show(ctx.env(), entry).to_json()
     ctx.emit(doc, lambda: click.echo(json.dumps(doc, indent=2, ensure_ascii=False)))
 
 
@@ -99,9 +93,7 @@ def ledger_verify(ctx: Context) -> None:
     Example:
       securexport ledger verify
     """
-    from securexport.api import ledger_verify
-
-    report = ledger_verify(ctx.env())
+    report = api.ledger_verify(ctx.env())
 
     def human() -> None:
         click.echo(
@@ -131,9 +123,7 @@ def ledger_checkpoint(ctx: Context) -> None:
     Example:
       securexport ledger checkpoint > checkpoint.txt
     """
-    from securexport.api import ledger_checkpoint
-
-    note = ledger_checkpoint(ctx.env())
+    note = api.ledger_checkpoint(ctx.env())
     ctx.emit({"checkpoint": note}, lambda: click.echo(note, nl=False))
 
 
@@ -153,13 +143,7 @@ def ledger_prove(ctx: Context, export_id: str, output: Path | None) -> None:
     Example:
       securexport ledger prove 0b8f…-… -o receipt.tlog
     """
-    from securexport.api import ledger_prove
-
-    receipt = ledger_prove(ctx.env(), export_id)
-    if output is not None:
-        from securexport.fsutil import atomic_write
-
-        atomic_write(output, receipt, mode=0o644)
+    receipt = api.ledger_prove(ctx.env(), export_id, output)
     ctx.emit(
         {"export_id": export_id, "receipt": receipt.decode()},
         lambda: (
@@ -179,9 +163,7 @@ def ledger_witness_key(ctx: Context) -> None:
     Example:
       securexport ledger witness-key
     """
-    from securexport.api import witness_verifier_key
-
-    key = witness_verifier_key(ctx.env())
+    key = api.witness_verifier_key(ctx.env())
     ctx.emit({"witness_key": key}, lambda: click.echo(key))
 
 
@@ -202,9 +184,7 @@ def ledger_sync(ctx: Context, since: int, output: Path) -> None:
     Example:
       securexport ledger sync --since 0 -o ledger-sync.json
     """
-    from securexport.api import write_sync
-
-    written = write_sync(ctx.env(), since, output)
+    written = api.write_sync(ctx.env(), since, output)
     ctx.emit(
         written.to_json(),
         lambda: click.echo(f"wrote {output}: entries {since}..{written.size - 1}"),
@@ -251,12 +231,8 @@ def ledger_witness(
     Example:
       securexport ledger witness ledger-sync.json --log contractor -o ledger.cosig
     """
-    from datetime import timedelta
-
-    from securexport.api import witness
-
     out = output or sync_file.with_name(sync_file.stem + ".cosig")
-    report = witness(
+    report = api.witness(
         ctx.env(),
         sync_file,
         log_name,
@@ -284,9 +260,7 @@ def ledger_cosign(ctx: Context, bundle: Path, cosig_file: Path) -> None:
     Example:
       securexport ledger cosign out.sxb ledger.cosig
     """
-    from securexport.api import cosign_bundle
-
-    added = cosign_bundle(ctx.env(), bundle, cosig_file)
+    added = api.cosign_bundle(ctx.env(), bundle, cosig_file)
     ctx.emit(added.to_json(), lambda: click.echo(f"added the witness cosignature to {bundle}"))
 
 
@@ -340,11 +314,9 @@ def ledger_breach(
       securexport ledger breach --bundle lost.sxb --log contractor --as owner --candidates ids.txt
       securexport ledger breach --recipient wmp-iom --since 2026-10-01 --log contractor
     """
-    from securexport.api import breach_report
-
     if until is not None and until.hour == until.minute == until.second == 0:
         until += timedelta(days=1, seconds=-1)  # a date means the whole of that day
-    report = breach_report(
+    report = api.breach_report(
         ctx.env(),
         export_ids=export_ids,
         bundles=bundles,

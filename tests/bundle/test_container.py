@@ -1,4 +1,4 @@
-"""securexport.bundle: the AES payload, the outer bundle, and reading both back safely.
+"""securexport.bundle.container: the AES payload, the outer bundle, and reading both back safely.
 
 Independent checks: 7z and bsdtar extract the payload; the per-file HMAC key is recomputed with
 a from-scratch RFC 5869 HKDF; hostile payloads are packed by hand (tests/test_zipcheck.build).

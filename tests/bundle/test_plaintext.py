@@ -1,4 +1,4 @@
-"""The plaintext check of decrypt (securexport/content.py, DESIGN.md §8.4).
+"""The plaintext check of decrypt (securexport/bundle/plaintext.py, DESIGN.md §8.4).
 
 The block-at-a-time fast path must accept and refuse exactly what the row-by-row check
 (kept below as ``reference_check``, the implementation before the fast path) accepts and

@@ -1,4 +1,4 @@
-"""securexport.zipcheck: the strict ZIP structure checker, against hand-crafted hostile archives.
+"""securexport.bundle.zipcheck: the strict ZIP structure checker, against hand-crafted hostile archives.
 
 The archives are packed byte by byte with ``struct`` (see :func:`build`), so each test states
 exactly which field is wrong.  ``build`` is also used by tests/bundle/test_container.py.

@@ -1,7 +1,7 @@
 """Crash safety: ``kill -9`` at each stage of an export (DESIGN.md §8.2, §8.3).
 
-The CLI runs in a subprocess with ``SECUREXPORT_TEST_CRASH_AT=<stage>`` (securexport/_testhooks.py)
-and dies by SIGKILL there: no ``finally``, no rollback.  After every crash:
+The CLI runs in a subprocess (tests/support/cli_process.py) with ``SECUREXPORT_TEST_CRASH_AT=<stage>``
+(read by the suite's launcher, which passes ``Environment.on_stage``) and dies by SIGKILL there: no ``finally``, no rollback.  After every crash:
 
 - the ledger verifies (an interrupted append leaves no trace; a committed one is complete);
 - no bundle exists without its ledger entry, and nothing with the bundle's name exists at all;
