@@ -183,8 +183,6 @@ class Approval:
 # (``approval.toml: missing required table [limits]``).
 # --------------------------------------------------------------------------------------------
 
-Path = KeyPath
-
 ROLES = ("sensitive", "quasi_identifier", "identifier", "direct_identifier", "other")
 ON_INVALID = ("error", "null", "suppress_row")
 GRANULARITIES = ("year", "quarter", "month")
@@ -295,12 +293,12 @@ class _Ctx:
         self.limits = limits
         self._locator: TomlLocator | None = None
 
-    def line(self, path: Path) -> int | None:
+    def line(self, path: KeyPath) -> int | None:
         if self._locator is None:
             self._locator = TomlLocator(self.text)
         return self._locator.line_of(path)
 
-    def error(self, path: Path, message: str, hint: str | None = None) -> ApprovalError:
+    def error(self, path: KeyPath, message: str, hint: str | None = None) -> ApprovalError:
         line = self.line(path)
         where = f"{self.filename}:{line}" if line is not None else self.filename
         return ApprovalError(f"{where}: {message}", hint=hint)
@@ -309,7 +307,7 @@ class _Ctx:
 class _Table:
     """One TOML table of the approval, with typed, strict getters that raise ApprovalError."""
 
-    def __init__(self, ctx: _Ctx, data: dict[str, object], path: Path, label: str) -> None:
+    def __init__(self, ctx: _Ctx, data: dict[str, object], path: KeyPath, label: str) -> None:
         self.ctx = ctx
         self.data = data
         self.path = path
@@ -318,7 +316,7 @@ class _Table:
     # -- errors ----------------------------------------------------------------------------
 
     def error(
-        self, key: str | None, message: str, *, at: Path | None = None, hint: str | None = None
+        self, key: str | None, message: str, *, at: KeyPath | None = None, hint: str | None = None
     ) -> ApprovalError:
         """``<label>: "<key>": <message>``, located at ``at``, else the key, else the table."""
         parts = [p for p in (self.label, f'"{key}"' if key is not None else "") if p]
@@ -327,7 +325,7 @@ class _Table:
         return self.ctx.error(path, where, hint)
 
     def fail(
-        self, key: str | None, message: str, *, at: Path | None = None, hint: str | None = None
+        self, key: str | None, message: str, *, at: KeyPath | None = None, hint: str | None = None
     ) -> NoReturn:
         raise self.error(key, message, at=at, hint=hint)
 
@@ -367,7 +365,7 @@ class _Table:
         shape: str = "",
         multiline: bool = False,
         nonempty: bool = False,
-        at: Path | None = None,
+        at: KeyPath | None = None,
     ) -> str:
         if not isinstance(value, str):
             self.fail(key, f"expected a string, got {_type_name(value)}", at=at)
@@ -398,7 +396,7 @@ class _Table:
         *,
         lo: int = _INT64_MIN,
         hi: int = _INT64_MAX,
-        at: Path | None = None,
+        at: KeyPath | None = None,
     ) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(key, f"expected an integer, got {_type_name(value)}", at=at)
@@ -415,7 +413,7 @@ class _Table:
         value = self.get(key)
         return None if isinstance(value, _Missing) else self.integer(key, value, **kw)
 
-    def number(self, key: str, value: object, *, at: Path | None = None) -> int | Decimal:
+    def number(self, key: str, value: object, *, at: KeyPath | None = None) -> int | Decimal:
         if isinstance(value, bool) or not isinstance(value, int | Decimal):
             self.fail(key, f"expected a number, got {_type_name(value)}", at=at)
         if isinstance(value, Decimal) and not value.is_finite():
@@ -462,7 +460,7 @@ class _Table:
             )
         raise self.error(key, f"expected an offset date-time, got {_type_name(value)}")
 
-    def array(self, key: str, value: object, *, at: Path | None = None) -> list[object]:
+    def array(self, key: str, value: object, *, at: KeyPath | None = None) -> list[object]:
         if not isinstance(value, list):
             self.fail(key, f"expected an array, got {_type_name(value)}", at=at)
         return value
@@ -552,7 +550,7 @@ def _value_kind(value: FilterValue) -> str:
     return "date"  # date or RelativeDate
 
 
-def _filter_value(t: _Table, key: str, value: object, at: Path) -> FilterValue:
+def _filter_value(t: _Table, key: str, value: object, at: KeyPath) -> FilterValue:
     if isinstance(value, str):
         return t.string(key, value, at=at)
     if isinstance(value, bool):
