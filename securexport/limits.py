@@ -29,6 +29,10 @@ class Limits:
     max_recipients: int = 64
     max_scrypt_log_n: int = 18  # age's default cost is the ceiling (DESIGN.md §9)
     max_row_cap: int = 100_000_000
+    # an approval's lists: values of one op = "in" filter, bucket edges, map entries
+    max_in_values: int = 1000
+    max_bucket_edges: int = 1000
+    max_map_entries: int = 10_000
     max_cell_bytes: int = 16 * MiB
     # decrypt's recount of k holds at most this many distinct (class, entity) pairs in memory
     # at once (~100 bytes each, so ~25 MB); a payload with more rows counts them through

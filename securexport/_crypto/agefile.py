@@ -7,6 +7,9 @@ What lives here and why:
   headers, mixed ``scrypt`` stanzas and oversized payloads are refused before any key is
   tried), then lets ``pyrage.decrypt`` unwrap in memory, so no partial plaintext is ever
   released (``pyrage.decrypt_file`` leaves one behind, DESIGN.md §9).
+* :func:`check_recipient_strictly` / :func:`recipient_bytes` — an ``age1…`` recipient decoded
+  by our own Bech32 code, refused with the reason (checksum, padding, a non-canonical or
+  low-order X25519 key) for an approval's messages; :func:`check_recipient` is pyrage's parse.
 * :func:`x25519_stanza_count` — how many X25519 recipients a file names, without decrypting,
   ignoring rage's ``…-grease`` stanzas and refusing anything else.
 * :func:`passphrase_encrypt` / :func:`passphrase_decrypt` — age's ``scrypt`` recipient format
@@ -25,12 +28,13 @@ import base64
 import hmac
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pyrage
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -50,6 +54,8 @@ _ZERO_NONCE = bytes(12)
 _MAX_STANZAS = 4096
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 _LOG_N_RE = re.compile(r"[1-9][0-9]?")
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_AGE_RECIPIENT = re.compile(r"age1[" + _BECH32_CHARSET + r"]{58}")
 
 NO_MATCH_MESSAGE = "none of your keys is a recipient of this file"
 WRONG_PASSPHRASE_MESSAGE = "wrong passphrase or damaged key file"  # noqa: S105 - a message
@@ -202,6 +208,71 @@ def check_recipient(text: str) -> str:
         raise InvalidKeyError("not an age X25519 recipient (age1…)") from exc
     if str(recipient) != text:
         raise InvalidKeyError("not a canonical age X25519 recipient (age1…, lower case)")
+    return text
+
+
+def _bech32_polymod(values: Iterable[int]) -> int:
+    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for value in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ value
+        for i in range(5):
+            chk ^= generator[i] if (top >> i) & 1 else 0
+    return chk
+
+
+def recipient_bytes(text: str) -> bytes:
+    """Decode an ``age1…`` X25519 recipient (BIP 173 Bech32, lower case) to its 32 bytes.
+
+    Raises :class:`InvalidKeyError` saying what is wrong (shape, checksum, padding, length).
+    """
+    if not _AGE_RECIPIENT.fullmatch(text):
+        raise InvalidKeyError("not an age X25519 recipient (age1 followed by 58 Bech32 characters)")
+    data = [_BECH32_CHARSET.index(c) for c in text[4:]]
+    hrp = [ord(c) >> 5 for c in "age"] + [0] + [ord(c) & 31 for c in "age"]
+    if _bech32_polymod(hrp + data) != 1:
+        raise InvalidKeyError("the age recipient's Bech32 checksum is wrong (a typo?)")
+    acc = bits = 0
+    out = bytearray()
+    for value in data[:-6]:
+        acc = (acc << 5) | value
+        bits += 5
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    if bits >= 5 or acc & ((1 << bits) - 1):
+        raise InvalidKeyError("the age recipient has non-zero padding bits")
+    if len(out) != 32:
+        raise InvalidKeyError("an age X25519 recipient holds 32 bytes")
+    return bytes(out)
+
+
+def check_recipient_strictly(text: str) -> str:
+    """Return ``text`` if it is an ``age1…`` recipient that is safe to encrypt to.
+
+    Stricter than :func:`check_recipient`, and each refusal is an :class:`InvalidKeyError`
+    that says why (:func:`recipient_bytes`'s reasons, a non-canonical or a low-order key), so
+    an approval can tell its owner which line is wrong and how.
+    """
+    raw = recipient_bytes(text)
+    # One key, one encoding: X25519 ignores the top bit and reduces mod p, so a u-coordinate
+    # at or above p = 2^255 - 19 names the same key as another string (and would slip past
+    # a "listed twice" check).  Refused, as non-canonical Ed25519 keys are.
+    if int.from_bytes(raw, "little") >= 2**255 - 19:
+        raise InvalidKeyError("the age recipient is not a canonical X25519 key")
+    # A low-order X25519 point gives an all-zero shared secret for every sender key: data
+    # "encrypted" to it is readable by anyone, and rage panics on it.  Clamped scalars clear the
+    # cofactor, so one fixed private key detects every such point.
+    probe = X25519PrivateKey.from_private_bytes(b"\x01" * 32)
+    try:
+        probe.exchange(X25519PublicKey.from_public_bytes(raw))
+    except ValueError as exc:
+        raise InvalidKeyError("the age recipient is a low-order X25519 point (insecure)") from exc
+    try:
+        pyrage.x25519.Recipient.from_str(text)
+    except pyrage.RecipientError as exc:  # pragma: no cover - the checks above are stricter
+        raise InvalidKeyError("pyrage rejects this age recipient") from exc
     return text
 
 

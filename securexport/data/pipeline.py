@@ -525,95 +525,43 @@ def read_part(
     """
     approval = plan_.approval
     names = [c.name for c in approval.columns]
-    all_positions = list(range(len(approval.columns)))
     qi_positions = plan_.qi_positions
     counter = EntityRunCounter()
     track_classes = approval.privacy is not None and approval.privacy.on_violation == "suppress"
     class_ids: dict[QI, int] = {}
     may_suppress_row = any(c.on_invalid == "suppress_row" for c in approval.columns)
-    suppress_marker = transforms.SUPPRESS_ROW
-    to_text = transforms.to_text
     # Only kept values need their text form; every other transform writes str or None.
     keep_positions = [i for i, c in enumerate(approval.columns) if c.transform == "keep"]
     # keep and mask are the only transforms whose output length follows the source value.
     long_positions = [i for i, c in enumerate(approval.columns) if c.transform in ("keep", "mask")]
     csv_out = approval.output_format == "csv"
-    width = len(plan_.query.selected)
-    entity_index = plan_.entity_index
-    matching = 0
-    invalid = 0
-    spooled = 0
+    matching = invalid = spooled = 0
     for batch in snapshot.stream(plan_.query, batch_size=_BATCH):
-        first_row = rows_before + matching + 1
-        matching += len(batch)
+        n = len(batch)
+        first_row, last_row = rows_before + matching + 1, rows_before + matching + n
+        matching += n
         if rows_before + matching > approval.row_cap:
             raise _over_cap(approval)
-        n = len(batch)
-        by_source = _source_columns(batch, width)
-        try:
-            cols = _columns(plan_, by_source, all_positions, plan_.source_index)
-            columns = [cols[p] for p in all_positions]
-        except transforms.InvalidValueError:
-            slow = _transform_rows_slowly(plan_, batch, first_row)
-            columns = [list(map(itemgetter(p), slow)) for p in all_positions]
-        entities = by_source[entity_index]
+        columns, entities = _transform_batch(plan_, batch, first_row)
         # Rows with a value dropped by on_invalid = "suppress_row" are not counted in any class.
         if may_suppress_row:
-            keep: list[bool] | None = None
-            for c in columns:
-                if suppress_marker in c:
-                    flags = [v is not suppress_marker for v in c]
-                    keep = flags if keep is None else list(map(and_, keep, flags))
-            if keep is not None:
-                dropped = keep.count(False)
-                invalid += dropped
-                for _ in range(dropped):
-                    counter.add_invalid_row()
-                columns = [list(compress(c, keep)) for c in columns]
-                entities = list(compress(entities, keep))
+            columns, entities, dropped = _drop_suppressed_rows(columns, entities)
+            invalid += dropped
+            for _ in range(dropped):
+                counter.add_invalid_row()
         count = len(entities)
-        qis: list[tuple[object, ...]] = (
+        qis: list[QI] = (
             list(zip(*(columns[p] for p in qi_positions), strict=True))
             if qi_positions
             else [()] * count
         )
         counter.add_rows(entities, qis)
-        ids: array[int] | None = None
-        if track_classes:
-            got = list(map(class_ids.get, qis))
-            if None in got:
-                for i, cid in enumerate(got):
-                    if cid is None:
-                        got[i] = class_ids.setdefault(qis[i], len(class_ids))
-            ids = array(_U32, got)  # type: ignore[arg-type]
-        _check_cell_lengths(
-            columns, long_positions, names, (first_row, first_row + n - 1), max_cell_chars
-        )
+        ids = _class_ids(class_ids, qis) if track_classes else None
+        _check_cell_lengths(columns, long_positions, names, (first_row, last_row), max_cell_chars)
         if csv_out:
-            for p in keep_positions:
-                try:
-                    columns[p] = [to_text(v) for v in columns[p]]
-                except transforms.InvalidValueError as exc:
-                    raise _invalid(exc, first_row + n - 1) from None
-            text = io.StringIO()
-            # writerow returns what the buffer's write returned: the row's length.
-            lengths = array(
-                _U32,
-                map(csv.writer(text, lineterminator="\r\n").writerow, zip(*columns, strict=True)),
-            )
-            chunk = text.getvalue()
+            lengths, chunk = _csv_text(columns, keep_positions, last_row)
         else:
-            lines = [
-                json.dumps(
-                    dict(zip(names, [transforms.to_json_value(v) for v in values], strict=True)),
-                    ensure_ascii=False,
-                    separators=(",", ":"),
-                )
-                + "\n"
-                for values in zip(*columns, strict=True)
-            ]
-            lengths = array(_U32, map(len, lines))
-            chunk = "".join(lines)
+            lengths, chunk = _jsonl_text(columns, names)
         digests = b"".join(map(collector.digest_of, entities)) if collector is not None else None
         if count:
             spool.append(_Batch(lengths, ids, digests, chunk.encode("utf-8")).pack())
@@ -621,6 +569,86 @@ def read_part(
         if progress is not None:
             progress.update(n)
     return PartRead(matching, invalid, spooled, counter.state(), class_ids)
+
+
+# read_part's steps, once per batch (every per-row loop is in C or a comprehension, as above)
+
+
+def _transform_batch(
+    plan_: CompiledPlan, batch: list[Any], first_row: int
+) -> tuple[list[list[object]], list[object]]:
+    """A batch's output columns, and its entity values: column by column, or row by row when
+    a value is invalid (so that the error names the same row and column as ever)."""
+    by_source = _source_columns(batch, len(plan_.query.selected))
+    all_positions = range(len(plan_.approval.columns))
+    try:
+        cols = _columns(plan_, by_source, all_positions, plan_.source_index)
+        columns = [cols[p] for p in all_positions]
+    except transforms.InvalidValueError:
+        slow = _transform_rows_slowly(plan_, batch, first_row)
+        columns = [list(map(itemgetter(p), slow)) for p in all_positions]
+    return columns, by_source[plan_.entity_index]
+
+
+def _drop_suppressed_rows(
+    columns: list[list[object]], entity_values: list[object]
+) -> tuple[list[list[object]], list[object], int]:
+    """Without the rows holding a value that on_invalid = "suppress_row" dropped:
+    (columns, entity values, how many rows were dropped)."""
+    marker = transforms.SUPPRESS_ROW
+    keep: list[bool] | None = None
+    for c in columns:
+        if marker in c:
+            flags = [v is not marker for v in c]
+            keep = flags if keep is None else list(map(and_, keep, flags))
+    if keep is None:
+        return columns, entity_values, 0
+    kept = [list(compress(c, keep)) for c in columns]
+    return kept, list(compress(entity_values, keep)), keep.count(False)
+
+
+def _class_ids(class_ids: dict[QI, int], qis: list[QI]) -> array[int]:
+    """Each row's class id in this part's spool; a class seen first gets the next id."""
+    got = list(map(class_ids.get, qis))
+    if None in got:
+        for i, cid in enumerate(got):
+            if cid is None:
+                got[i] = class_ids.setdefault(qis[i], len(class_ids))
+    return array(_U32, got)  # type: ignore[arg-type]
+
+
+def _csv_text(
+    columns: list[list[object]], keep_positions: Sequence[int], last_row: int
+) -> tuple[array[int], str]:
+    """A batch as CSV rows: (each row's length, the text).  ``columns`` at ``keep_positions``
+    are replaced by their text form."""
+    to_text = transforms.to_text
+    for p in keep_positions:
+        try:
+            columns[p] = [to_text(v) for v in columns[p]]
+        except transforms.InvalidValueError as exc:
+            raise _invalid(exc, last_row) from None
+    text = io.StringIO()
+    # writerow returns what the buffer's write returned: the row's length.
+    lengths = array(
+        _U32,
+        map(csv.writer(text, lineterminator="\r\n").writerow, zip(*columns, strict=True)),
+    )
+    return lengths, text.getvalue()
+
+
+def _jsonl_text(columns: list[list[object]], names: Sequence[str]) -> tuple[array[int], str]:
+    """A batch as JSON Lines: (each row's length, the text)."""
+    lines = [
+        json.dumps(
+            dict(zip(names, [transforms.to_json_value(v) for v in values], strict=True)),
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        + "\n"
+        for values in zip(*columns, strict=True)
+    ]
+    return array(_U32, map(len, lines)), "".join(lines)
 
 
 def _drop_rows(batch: _Batch, small: frozenset[int]) -> tuple[bytes, int, bytes | None]:

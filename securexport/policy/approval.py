@@ -6,7 +6,6 @@ DESIGN.md §5 and docs/formats.md.  Nothing here touches the network, the disk o
 
 from __future__ import annotations
 
-import bisect
 import difflib
 import hashlib
 import re
@@ -18,12 +17,11 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn, cast
 
-import pyrage
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-
+from securexport._crypto.agefile import check_recipient_strictly
 from securexport._crypto.sshkey import InvalidKeyError, SshPublicKey
 from securexport.errors import ApprovalError
 from securexport.limits import DEFAULT_LIMITS, Limits
+from securexport.policy.toml_locator import KeyPath, TomlLocator
 
 SCHEMA = "securexport.approval/1"
 FILTER_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "between", "is_null", "not_null")
@@ -177,14 +175,13 @@ class Approval:
 #
 # Errors read ``approval.toml:23: [[column]] #3 "birth_year": unknown key "granularty"``: file,
 # line, where (table, 1-based entry number, the entry's name once known), then what is wrong.
-# tomllib reports no positions for keys, so _Locator rescans the (already valid) TOML text for
-# table headers and key assignments.  That is best effort: a key is found on the line where it
-# is assigned, a value inside a multi-line array on its own line, and a missing key is reported
-# on its table's header line; a missing top-level table has no line and the message says so by
-# leaving the number out (``approval.toml: missing required table [limits]``).
+# tomllib reports no positions for keys, so TomlLocator (policy/toml_locator.py) rescans the
+# (already valid) TOML text for table headers and key assignments.  That is best effort: a key
+# is found on the line where it is assigned, a value inside a multi-line array on its own line,
+# and a missing key is reported on its table's header line; a missing top-level table has no
+# line and the message says so by leaving the number out
+# (``approval.toml: missing required table [limits]``).
 # --------------------------------------------------------------------------------------------
-
-Path = tuple[str | int, ...]
 
 ROLES = ("sensitive", "quasi_identifier", "identifier", "direct_identifier", "other")
 ON_INVALID = ("error", "null", "suppress_row")
@@ -211,9 +208,6 @@ TRANSFORM_PARAMS: Mapping[str, tuple[frozenset[str], frozenset[str]]] = MappingP
 )
 _COLUMN_KEYS = frozenset({"name", "source", "transform", "on_invalid", "role", "justification"})
 
-MAX_IN_VALUES = 1000
-MAX_BUCKET_EDGES = 1000
-MAX_MAP_ENTRIES = 10_000
 MAX_RELATIVE_DAYS = 73_050  # 200 years either way: resolve() can never overflow a date
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -226,8 +220,6 @@ _PARTY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_AGE_RECIPIENT = re.compile(r"age1[" + _BECH32_CHARSET + r"]{58}")
 # C0/C1 controls, DEL, bidi embeddings/overrides/isolates, BOM: a terminal or an editor would show
 # something else than the bytes the owner signs (CVE-2021-42574, "Trojan Source").
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -288,270 +280,25 @@ def _choices(options: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Finding lines
-# --------------------------------------------------------------------------------------------
-
-
-class _ScanError(Exception):
-    """The locator met text it does not understand; lines found so far are kept."""
-
-
-class _Locator:
-    """Map key paths to 1-based line numbers by rescanning valid TOML text.
-
-    Paths are tuples of keys and array indices, as the parsed document nests them:
-    ``("column", 2, "granularity")`` is the key in the third ``[[column]]``.  The first place
-    a path appears wins.  Runs only after tomllib accepted the text.
-    """
-
-    _STOP = frozenset(" \t\r\n#,]}")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.lines: dict[Path, int] = {}
-        self._newlines = [i for i, c in enumerate(text) if c == "\n"]
-        self._aot: dict[Path, int] = {}
-        try:
-            self._scan()
-        except (_ScanError, IndexError, RecursionError):
-            pass  # best effort: keep what was found
-
-    def line_of(self, path: Path) -> int | None:
-        for end in range(len(path), 0, -1):
-            found = self.lines.get(path[:end])
-            if found is not None:
-                return found
-        return None
-
-    # -- scanning --------------------------------------------------------------------------
-
-    def _line_at(self, pos: int) -> int:
-        return bisect.bisect_left(self._newlines, pos) + 1
-
-    def _record(self, path: Path, pos: int) -> None:
-        self.lines.setdefault(path, self._line_at(pos))
-
-    def _skip_ws(self, i: int) -> int:
-        text = self.text
-        while i < len(text) and text[i] in " \t":
-            i += 1
-        return i
-
-    def _skip_blank(self, i: int) -> int:
-        """Skip whitespace, newlines and comments."""
-        text = self.text
-        while i < len(text):
-            c = text[i]
-            if c in " \t\r\n":
-                i += 1
-            elif c == "#":
-                end = text.find("\n", i)
-                i = len(text) if end < 0 else end + 1
-            else:
-                break
-        return i
-
-    def _basic_string_end(self, i: int) -> int:
-        """``i`` is just after the opening quote; return the index after the closing one."""
-        text = self.text
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                i += 2
-            elif c == '"':
-                return i + 1
-            else:
-                i += 1
-        raise _ScanError
-
-    def _key(self, i: int) -> tuple[tuple[str, ...], int]:
-        text = self.text
-        parts: list[str] = []
-        while True:
-            i = self._skip_ws(i)
-            if i >= len(text):
-                raise _ScanError
-            c = text[i]
-            if c == '"':
-                end = self._basic_string_end(i + 1)
-                try:
-                    part = tomllib.loads("k = " + text[i:end])["k"]
-                except tomllib.TOMLDecodeError as exc:
-                    raise _ScanError from exc
-                parts.append(str(part))
-                i = end
-            elif c == "'":
-                end = text.find("'", i + 1)
-                if end < 0:
-                    raise _ScanError
-                parts.append(text[i + 1 : end])
-                i = end + 1
-            else:
-                start = i
-                while i < len(text) and (
-                    text[i].isascii() and (text[i].isalnum() or text[i] in "_-")
-                ):
-                    i += 1
-                if i == start:
-                    raise _ScanError
-                parts.append(text[start:i])
-            i = self._skip_ws(i)
-            if i < len(text) and text[i] == ".":
-                i += 1
-                continue
-            return tuple(parts), i
-
-    def _resolve(self, parts: tuple[str, ...]) -> Path:
-        """A header's key path, with the current index of each array of tables on the way."""
-        out: Path = ()
-        for part in parts:
-            out = (*out, part)
-            count = self._aot.get(out)
-            if count is not None:
-                out = (*out, count - 1)
-        return out
-
-    def _value(self, i: int, path: Path) -> int:
-        text = self.text
-        self._record(path, i)
-        if text.startswith('"""', i):
-            i += 3
-            while i < len(text):
-                if text[i] == "\\":
-                    i += 2
-                elif text.startswith('"""', i):
-                    i += 3
-                    extra = 0
-                    while extra < 2 and i < len(text) and text[i] == '"':
-                        i += 1
-                        extra += 1
-                    return i
-                else:
-                    i += 1
-            raise _ScanError
-        if text.startswith("'''", i):
-            end = text.find("'''", i + 3)
-            if end < 0:
-                raise _ScanError
-            i = end + 3
-            extra = 0
-            while extra < 2 and i < len(text) and text[i] == "'":
-                i += 1
-                extra += 1
-            return i
-        c = text[i]
-        if c == '"':
-            return self._basic_string_end(i + 1)
-        if c == "'":
-            end = text.find("'", i + 1)
-            if end < 0:
-                raise _ScanError
-            return end + 1
-        if c == "[":
-            return self._array(i + 1, path)
-        if c == "{":
-            return self._inline_table(i + 1, path)
-        start = i
-        while i < len(text) and text[i] not in self._STOP:
-            i += 1
-        # A date-time may hold one space ("1979-05-27 07:32:00Z"): tomllib accepted the text,
-        # so a following token that is not a comment/comma/bracket belongs to this value.
-        if i < len(text) and text[i] == " " and i + 1 < len(text) and text[i + 1].isdigit():
-            i += 1
-            while i < len(text) and text[i] not in self._STOP:
-                i += 1
-        if i == start:
-            raise _ScanError
-        return i
-
-    def _array(self, i: int, path: Path) -> int:
-        text = self.text
-        index = 0
-        while True:
-            i = self._skip_blank(i)
-            if i >= len(text):
-                raise _ScanError
-            if text[i] == "]":
-                return i + 1
-            i = self._value(i, (*path, index))
-            index += 1
-            i = self._skip_blank(i)
-            if i < len(text) and text[i] == ",":
-                i += 1
-
-    def _inline_table(self, i: int, path: Path) -> int:
-        text = self.text
-        while True:
-            i = self._skip_blank(i)
-            if i >= len(text):
-                raise _ScanError
-            if text[i] == "}":
-                return i + 1
-            key_start = i
-            parts, i = self._key(i)
-            for end in range(1, len(parts) + 1):
-                self._record((*path, *parts[:end]), key_start)
-            i = self._skip_ws(i)
-            if i >= len(text) or text[i] != "=":
-                raise _ScanError
-            i = self._value(self._skip_ws(i + 1), (*path, *parts))
-            i = self._skip_blank(i)
-            if i < len(text) and text[i] == ",":
-                i += 1
-
-    def _scan(self) -> None:
-        text = self.text
-        current: Path = ()
-        i = 0
-        while True:
-            i = self._skip_blank(i)
-            if i >= len(text):
-                return
-            start = i
-            if text.startswith("[[", i):
-                parts, i = self._key(i + 2)
-                if not text.startswith("]]", i):
-                    raise _ScanError
-                i += 2
-                full = (*self._resolve(parts[:-1]), parts[-1])
-                index = self._aot.get(full, 0)
-                self._aot[full] = index + 1
-                current = (*full, index)
-                self._record(full, start)
-                self._record(current, start)
-            elif text[i] == "[":
-                parts, i = self._key(i + 1)
-                if not text.startswith("]", i):
-                    raise _ScanError
-                i += 1
-                current = self._resolve(parts)
-                self._record(current, start)
-            else:
-                parts, i = self._key(i)
-                for end in range(1, len(parts) + 1):
-                    self._record((*current, *parts[:end]), start)
-                if i >= len(text) or text[i] != "=":
-                    raise _ScanError
-                i = self._value(self._skip_ws(i + 1), (*current, *parts))
-
-
-# --------------------------------------------------------------------------------------------
 # Validation helpers
 # --------------------------------------------------------------------------------------------
 
 
 class _Ctx:
-    def __init__(self, text: str, filename: str) -> None:
+    """One parse: the text (for lines), the file's label and the limits it is held to."""
+
+    def __init__(self, text: str, filename: str, limits: Limits) -> None:
         self.text = text
         self.filename = filename
-        self._locator: _Locator | None = None
+        self.limits = limits
+        self._locator: TomlLocator | None = None
 
-    def line(self, path: Path) -> int | None:
+    def line(self, path: KeyPath) -> int | None:
         if self._locator is None:
-            self._locator = _Locator(self.text)
+            self._locator = TomlLocator(self.text)
         return self._locator.line_of(path)
 
-    def error(self, path: Path, message: str, hint: str | None = None) -> ApprovalError:
+    def error(self, path: KeyPath, message: str, hint: str | None = None) -> ApprovalError:
         line = self.line(path)
         where = f"{self.filename}:{line}" if line is not None else self.filename
         return ApprovalError(f"{where}: {message}", hint=hint)
@@ -560,7 +307,7 @@ class _Ctx:
 class _Table:
     """One TOML table of the approval, with typed, strict getters that raise ApprovalError."""
 
-    def __init__(self, ctx: _Ctx, data: dict[str, object], path: Path, label: str) -> None:
+    def __init__(self, ctx: _Ctx, data: dict[str, object], path: KeyPath, label: str) -> None:
         self.ctx = ctx
         self.data = data
         self.path = path
@@ -569,7 +316,7 @@ class _Table:
     # -- errors ----------------------------------------------------------------------------
 
     def error(
-        self, key: str | None, message: str, *, at: Path | None = None, hint: str | None = None
+        self, key: str | None, message: str, *, at: KeyPath | None = None, hint: str | None = None
     ) -> ApprovalError:
         """``<label>: "<key>": <message>``, located at ``at``, else the key, else the table."""
         parts = [p for p in (self.label, f'"{key}"' if key is not None else "") if p]
@@ -578,7 +325,7 @@ class _Table:
         return self.ctx.error(path, where, hint)
 
     def fail(
-        self, key: str | None, message: str, *, at: Path | None = None, hint: str | None = None
+        self, key: str | None, message: str, *, at: KeyPath | None = None, hint: str | None = None
     ) -> NoReturn:
         raise self.error(key, message, at=at, hint=hint)
 
@@ -618,7 +365,7 @@ class _Table:
         shape: str = "",
         multiline: bool = False,
         nonempty: bool = False,
-        at: Path | None = None,
+        at: KeyPath | None = None,
     ) -> str:
         if not isinstance(value, str):
             self.fail(key, f"expected a string, got {_type_name(value)}", at=at)
@@ -649,7 +396,7 @@ class _Table:
         *,
         lo: int = _INT64_MIN,
         hi: int = _INT64_MAX,
-        at: Path | None = None,
+        at: KeyPath | None = None,
     ) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(key, f"expected an integer, got {_type_name(value)}", at=at)
@@ -666,7 +413,7 @@ class _Table:
         value = self.get(key)
         return None if isinstance(value, _Missing) else self.integer(key, value, **kw)
 
-    def number(self, key: str, value: object, *, at: Path | None = None) -> int | Decimal:
+    def number(self, key: str, value: object, *, at: KeyPath | None = None) -> int | Decimal:
         if isinstance(value, bool) or not isinstance(value, int | Decimal):
             self.fail(key, f"expected a number, got {_type_name(value)}", at=at)
         if isinstance(value, Decimal) and not value.is_finite():
@@ -713,7 +460,7 @@ class _Table:
             )
         raise self.error(key, f"expected an offset date-time, got {_type_name(value)}")
 
-    def array(self, key: str, value: object, *, at: Path | None = None) -> list[object]:
+    def array(self, key: str, value: object, *, at: KeyPath | None = None) -> list[object]:
         if not isinstance(value, list):
             self.fail(key, f"expected an array, got {_type_name(value)}", at=at)
         return value
@@ -763,59 +510,12 @@ def _printable(value: str, limit: int = 80) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _bech32_polymod(values: Iterable[int]) -> int:
-    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-    chk = 1
-    for value in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ value
-        for i in range(5):
-            chk ^= generator[i] if (top >> i) & 1 else 0
-    return chk
-
-
-def _age_recipient_bytes(text: str) -> bytes:
-    """Decode an ``age1…`` X25519 recipient (BIP 173 Bech32, lower case); ValueError if bad."""
-    if not _AGE_RECIPIENT.fullmatch(text):
-        raise ValueError("not an age X25519 recipient (age1 followed by 58 Bech32 characters)")
-    data = [_BECH32_CHARSET.index(c) for c in text[4:]]
-    hrp = [ord(c) >> 5 for c in "age"] + [0] + [ord(c) & 31 for c in "age"]
-    if _bech32_polymod(hrp + data) != 1:
-        raise ValueError("the age recipient's Bech32 checksum is wrong (a typo?)")
-    acc = bits = 0
-    out = bytearray()
-    for value in data[:-6]:
-        acc = (acc << 5) | value
-        bits += 5
-        if bits >= 8:
-            bits -= 8
-            out.append((acc >> bits) & 0xFF)
-    if bits >= 5 or acc & ((1 << bits) - 1):
-        raise ValueError("the age recipient has non-zero padding bits")
-    if len(out) != 32:
-        raise ValueError("an age X25519 recipient holds 32 bytes")
-    return bytes(out)
-
-
-def _check_age_recipient(text: str) -> None:
-    raw = _age_recipient_bytes(text)
-    # One key, one encoding: X25519 ignores the top bit and reduces mod p, so a u-coordinate
-    # at or above p = 2^255 - 19 names the same key as another string (and would slip past
-    # the "listed twice" check).  Refused, as non-canonical Ed25519 keys are.
-    if int.from_bytes(raw, "little") >= 2**255 - 19:
-        raise ValueError("the age recipient is not a canonical X25519 key")
-    # A low-order X25519 point gives an all-zero shared secret for every sender key: data
-    # "encrypted" to it is readable by anyone, and rage panics on it.  Clamped scalars clear the
-    # cofactor, so one fixed private key detects every such point.
-    probe = X25519PrivateKey.from_private_bytes(b"\x01" * 32)
+def _check_age(t: _Table, key: str, value: str) -> None:
+    """An ``age1…`` recipient, checked by the crypto layer; its reason becomes the message."""
     try:
-        probe.exchange(X25519PublicKey.from_public_bytes(raw))
-    except ValueError as exc:
-        raise ValueError("the age recipient is a low-order X25519 point (insecure)") from exc
-    try:
-        pyrage.x25519.Recipient.from_str(text)
-    except pyrage.RecipientError as exc:  # pragma: no cover - the checks above are stricter
-        raise ValueError("pyrage rejects this age recipient") from exc
+        check_recipient_strictly(value)
+    except InvalidKeyError as exc:
+        t.fail(key, str(exc))
 
 
 def _check_verifier_key(text: str) -> None:
@@ -850,7 +550,7 @@ def _value_kind(value: FilterValue) -> str:
     return "date"  # date or RelativeDate
 
 
-def _filter_value(t: _Table, key: str, value: object, at: Path) -> FilterValue:
+def _filter_value(t: _Table, key: str, value: object, at: KeyPath) -> FilterValue:
     if isinstance(value, str):
         return t.string(key, value, at=at)
     if isinstance(value, bool):
@@ -897,8 +597,9 @@ def _parse_filter(t: _Table) -> Filter:
         raw = t.required("value")
         if op in ("in", "between"):
             items = t.array("value", raw)
-            if op == "in" and not 1 <= len(items) <= MAX_IN_VALUES:
-                t.fail("value", f'op = "in" needs 1 to {MAX_IN_VALUES} values, got {len(items)}')
+            cap = t.ctx.limits.max_in_values
+            if op == "in" and not 1 <= len(items) <= cap:
+                t.fail("value", f'op = "in" needs 1 to {cap} values, got {len(items)}')
             if op == "between" and len(items) != 2:
                 t.fail("value", f'op = "between" needs 2 values [low, high], got {len(items)}')
             values = tuple(
@@ -942,8 +643,9 @@ def _transform_params(t: _Table, transform: str) -> dict[str, object]:
     elif transform == "bucket":
         path = (*t.path, "edges")
         items = t.array("edges", t.required("edges"))
-        if not 1 <= len(items) <= MAX_BUCKET_EDGES:
-            t.fail("edges", f"needs 1 to {MAX_BUCKET_EDGES} edges, got {len(items)}")
+        cap = t.ctx.limits.max_bucket_edges
+        if not 1 <= len(items) <= cap:
+            t.fail("edges", f"needs 1 to {cap} edges, got {len(items)}")
         edges = tuple(t.number(f"edges[{i}]", v, at=(*path, i)) for i, v in enumerate(items))
         for i in range(1, len(edges)):
             if not edges[i - 1] < edges[i]:
@@ -973,8 +675,9 @@ def _transform_params(t: _Table, transform: str) -> dict[str, object]:
         raw = t.required("mapping")
         if not isinstance(raw, dict):
             t.fail("mapping", f"expected a table of strings, got {_type_name(raw)}")
-        if not 1 <= len(raw) <= MAX_MAP_ENTRIES:
-            t.fail("mapping", f"needs 1 to {MAX_MAP_ENTRIES} entries, got {len(raw)}")
+        cap = t.ctx.limits.max_map_entries
+        if not 1 <= len(raw) <= cap:
+            t.fail("mapping", f"needs 1 to {cap} entries, got {len(raw)}")
         mapping: dict[str, str] = {}
         for k, v in raw.items():
             at = (*t.path, "mapping", k)
@@ -1035,6 +738,8 @@ def _parse_column(t: _Table) -> Column:
 
 
 def _parse_parties(root: _Table) -> tuple[tuple[Party, ...], tuple[Party, ...]]:
+    """``[[recipients]]`` (at least one) and ``[[auditors]]``: names and age keys unique across
+    both, and no more of them in all than ``Limits.max_recipients``."""
     names: dict[str, str] = {}
     ages: dict[str, str] = {}
     groups: list[tuple[Party, ...]] = []
@@ -1046,19 +751,22 @@ def _parse_parties(root: _Table) -> tuple[tuple[Party, ...], tuple[Party, ...]]:
             if name in names:
                 t.fail("name", f'duplicate name "{name}" (also {names[name]})')
             age = t.req_str("age")
-            try:
-                _check_age_recipient(age)
-            except ValueError as exc:
-                t.fail("age", str(exc))
+            _check_age(t, "age", age)
             if age in ages:
                 t.fail("age", f"the same age recipient is listed twice (also {ages[age]})")
             names[name] = ages[age] = t.label
             parties.append(Party(name=name, age=age))
         groups.append(tuple(parties))
-    return groups[0], groups[1]
+    recipients, auditors = groups
+    cap = root.ctx.limits.max_recipients
+    if len(recipients) + len(auditors) > cap:
+        root.fail("recipients", f"more than {cap} recipients and auditors in all")
+    return recipients, auditors
 
 
 def _parse_exporters(root: _Table) -> tuple[Exporter, ...]:
+    """``[[exporters]]`` (at least one): unique names and SSH keys, optional age and ledger
+    keys."""
     exporters: list[Exporter] = []
     seen_names: dict[str, str] = {}
     seen_keys: dict[SshPublicKey, str] = {}
@@ -1076,10 +784,7 @@ def _parse_exporters(root: _Table) -> tuple[Exporter, ...]:
             t.fail("ssh", f"the same key is listed twice (also {seen_keys[ssh]})")
         age = t.opt_str("age")
         if age is not None:
-            try:
-                _check_age_recipient(age)
-            except ValueError as exc:
-                t.fail("age", str(exc))
+            _check_age(t, "age", age)
         ledger = t.opt_str("ledger")
         if ledger is not None:
             try:
@@ -1205,23 +910,104 @@ def parse_approval(
     ``raw`` must be UTF-8 without a BOM and at most ``max_bytes`` long (default:
     ``limits.max_approval_bytes``, 1 MiB).  ``filename`` only labels messages.  The returned
     Approval keeps ``raw`` unchanged: it is what the approver signed.  Pure: no I/O, no clock
-    (whether the approval has expired is for the caller, who owns the clock).
+    (whether the approval has expired is for the caller, who owns the clock).  The steps run
+    in the order below, which is the order its errors are found in (the vectors pin it).
     """
     cap = limits.max_approval_bytes if max_bytes is None else max_bytes
     text = _decode(raw, filename, cap)
-    data = _load_toml(text, filename)
-    ctx = _Ctx(text, filename)
-    root = _Table(ctx, data, (), "")
+    root = _Table(_Ctx(text, filename, limits), _load_toml(text, filename), (), "")
+    _check_top_level(root)
+    about = _parse_about(root)
+    source = _parse_source(root)
+    row_cap, min_rows = _parse_limits(root)
+    pseudonymisation = root.opt_table("pseudonymisation", "[pseudonymisation]")
+    key_id, key_check, domain = _parse_pseudonymisation(pseudonymisation)
+    parsed = _parse_columns(root)
+    _check_pseudonym_use(pseudonymisation, parsed)
+    columns = tuple(c for _, c in parsed)
+    privacy_table = root.opt_table("privacy", "[privacy]")
+    privacy = _parse_privacy(privacy_table, columns) if privacy_table is not None else None
+    _check_quasi_identifier_roles(parsed, privacy)
+    output_format = _parse_output(root)
+    recipients, auditors = _parse_parties(root)
+    exporters = _parse_exporters(root)
+    witness = _parse_witness(root)
+    owner = _parse_owner(root)
+    conditions = _parse_conditions(root)
+    return Approval(
+        raw=raw,
+        id=about.id,
+        title=about.title,
+        purpose=about.purpose,
+        legal_basis=about.legal_basis,
+        not_before=about.not_before,
+        expires=about.expires,
+        max_runs=about.max_runs,
+        dataset=source.dataset,
+        entity=source.entity,
+        filters=source.filters,
+        row_cap=row_cap,
+        min_rows=min_rows,
+        columns=columns,
+        recipients=recipients,
+        exporters=exporters,
+        output_format=output_format,
+        auditors=auditors,
+        privacy=privacy,
+        pseudonym_key_id=key_id,
+        pseudonym_key_check=key_check,
+        pseudonym_domain=domain,
+        database_id=source.database_id,
+        schema_sha256=source.schema_sha256,
+        witness=witness,
+        conditions=conditions,
+        owner=owner,
+    )
 
+
+# --------------------------------------------------------------------------------------------
+# The steps of parse_approval, in the order it runs them
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _About:
+    """``[approval]``: what the approval is for, and when it may run."""
+
+    id: str
+    title: str
+    purpose: str
+    legal_basis: str
+    not_before: datetime
+    expires: datetime
+    max_runs: int | None
+
+
+@dataclass(frozen=True)
+class _SourceTable:
+    """``[source]``: which table is read, and which of its rows."""
+
+    dataset: str
+    entity: str
+    database_id: str | None
+    schema_sha256: str | None
+    filters: tuple[Filter, ...]
+
+
+def _check_top_level(root: _Table) -> None:
+    """``schema`` names this format, and every other top-level key is a known table."""
     schema = root.required("schema")
     if schema != SCHEMA:
         shown = _printable(schema) if isinstance(schema, str) else _type_name(schema)
         root.fail("schema", f'must be "{SCHEMA}", got {shown}', hint="is this an approval file?")
-    for key in data:
+    for key in root.data:
         if key != "schema" and key not in _TOP_TABLES:
             root.unknown(key, [*_TOP_TABLES, "schema"], " at the top level")
 
-    # [approval]
+
+def _parse_about(root: _Table) -> _About:
+    """``[approval]``: id, texts and the validity window (``expires`` not before
+    ``not_before``)."""
     a = root.table("approval", "[approval]")
     a.check_keys(
         {"id", "title", "purpose", "legal_basis", "not_before", "expires", "max_runs"},
@@ -1236,8 +1022,11 @@ def parse_approval(
     if expires < not_before:
         a.fail("expires", f"{expires.isoformat()} is before not_before ({not_before.isoformat()})")
     max_runs = a.opt_int("max_runs", lo=1)
+    return _About(approval_id, title, purpose, legal_basis, not_before, expires, max_runs)
 
-    # [source] and [[source.filter]]
+
+def _parse_source(root: _Table) -> _SourceTable:
+    """``[source]`` and its ``[[source.filter]]`` entries."""
     s = root.table("source", "[source]")
     s.check_keys(
         {"dataset", "entity", "database_id", "schema_sha256", "filter"},
@@ -1251,35 +1040,48 @@ def parse_approval(
     filters = tuple(
         _parse_filter(t) for t in s.tables("filter", "[[source.filter]]", required=False)
     )
+    return _SourceTable(dataset, entity, database_id, schema_sha256, filters)
 
-    # [limits]
+
+def _parse_limits(root: _Table) -> tuple[int, int]:
+    """``[limits]``: (row_cap, min_rows), row_cap within ``Limits.max_row_cap``."""
     lim = root.table("limits", "[limits]")
     lim.check_keys({"row_cap", "min_rows"}, required={"row_cap"})
-    row_cap = lim.req_int("row_cap", lo=1, hi=limits.max_row_cap)
+    row_cap = lim.req_int("row_cap", lo=1, hi=root.ctx.limits.max_row_cap)
     min_rows = lim.opt_int("min_rows", lo=0) or 0
     if min_rows > row_cap:
         lim.fail("min_rows", f"{min_rows} is more than row_cap ({row_cap})")
+    return row_cap, min_rows
 
-    # [pseudonymisation]
-    p = root.opt_table("pseudonymisation", "[pseudonymisation]")
-    key_id = key_check = domain = None
-    if p is not None:
-        p.check_keys({"key_id", "key_check", "domain"}, required={"key_id", "key_check"})
-        key_id = p.req_str("key_id", pattern=_KEY_ID, shape="a key id ([A-Za-z0-9][A-Za-z0-9._-]*)")
-        key_check = p.req_str("key_check", pattern=_HEX16, shape="16 lower-case hex digits")
-        domain = p.opt_str("domain", nonempty=True)
 
-    # [[column]]
-    columns: list[Column] = []
-    column_tables = root.tables("column", "[[column]]", required=True)
+def _parse_pseudonymisation(p: _Table | None) -> tuple[str | None, str | None, str | None]:
+    """``[pseudonymisation]``, if present: (key_id, key_check, domain); else three Nones."""
+    if p is None:
+        return None, None, None
+    p.check_keys({"key_id", "key_check", "domain"}, required={"key_id", "key_check"})
+    key_id = p.req_str("key_id", pattern=_KEY_ID, shape="a key id ([A-Za-z0-9][A-Za-z0-9._-]*)")
+    key_check = p.req_str("key_check", pattern=_HEX16, shape="16 lower-case hex digits")
+    domain = p.opt_str("domain", nonempty=True)
+    return key_id, key_check, domain
+
+
+def _parse_columns(root: _Table) -> list[tuple[_Table, Column]]:
+    """``[[column]]`` (at least one), output names unique; each with its table, for the
+    cross-checks that follow."""
+    parsed: list[tuple[_Table, Column]] = []
     seen: dict[str, str] = {}
-    for t in column_tables:
+    for t in root.tables("column", "[[column]]", required=True):
         column = _parse_column(t)
         if column.name in seen:
             t.fail("name", f"duplicate column name (also {seen[column.name]})")
         seen[column.name] = t.label
-        columns.append(column)
-    users = [t for t, c in zip(column_tables, columns, strict=True) if c.transform == "pseudonym"]
+        parsed.append((t, column))
+    return parsed
+
+
+def _check_pseudonym_use(p: _Table | None, parsed: Sequence[tuple[_Table, Column]]) -> None:
+    """``[pseudonymisation]`` is there exactly when some column uses ``pseudonym``."""
+    users = [t for t, c in parsed if c.transform == "pseudonym"]
     if users and p is None:
         users[0].fail(
             "transform",
@@ -1289,59 +1091,57 @@ def parse_approval(
     if p is not None and not users:
         p.fail(None, 'no column uses transform = "pseudonym": remove this table')
 
-    # [privacy]
-    pv = root.opt_table("privacy", "[privacy]")
-    privacy = _parse_privacy(pv, columns) if pv is not None else None
+
+def _check_quasi_identifier_roles(
+    parsed: Sequence[tuple[_Table, Column]], privacy: Privacy | None
+) -> None:
+    """A column with role "quasi_identifier" is one that ``[privacy]`` counts."""
     listed = set(privacy.quasi_identifiers) if privacy is not None else set()
-    for t, c in zip(column_tables, columns, strict=True):
+    for t, c in parsed:
         if c.role == "quasi_identifier" and c.name not in listed:
             t.fail(
                 "role",
                 'is "quasi_identifier" but [privacy] quasi_identifiers does not list this column',
             )
 
-    # [output]
+
+def _parse_output(root: _Table) -> Literal["csv", "jsonl"]:
+    """``[output]``: the format, "csv" unless it says otherwise."""
     out = root.opt_table("output", "[output]")
-    output_format = "csv"
-    if out is not None:
-        out.check_keys({"format"})
-        output_format = out.enum("format", OUTPUT_FORMATS, default="csv")
+    if out is None:
+        return "csv"
+    out.check_keys({"format"})
+    return cast("Literal['csv', 'jsonl']", out.enum("format", OUTPUT_FORMATS, default="csv"))
 
-    # [[recipients]], [[auditors]], [[exporters]]
-    recipients, auditors = _parse_parties(root)
-    if len(recipients) + len(auditors) > limits.max_recipients:
-        root.fail(
-            "recipients",
-            f"more than {limits.max_recipients} recipients and auditors in all",
-        )
-    exporters = _parse_exporters(root)
 
-    # [witness]
+def _parse_witness(root: _Table) -> Witness | None:
+    """``[witness]``, if present: the owner's witness verifier key, required by default."""
     w = root.opt_table("witness", "[witness]")
-    witness = None
-    if w is not None:
-        w.check_keys({"key", "required"}, required={"key"})
-        wkey = w.req_str("key")
-        try:
-            _check_verifier_key(wkey)
-        except ValueError as exc:
-            w.fail("key", str(exc))
-        witness = Witness(key=wkey, required=w.boolean("required", default=True))
+    if w is None:
+        return None
+    w.check_keys({"key", "required"}, required={"key"})
+    key = w.req_str("key")
+    try:
+        _check_verifier_key(key)
+    except ValueError as exc:
+        w.fail("key", str(exc))
+    return Witness(key=key, required=w.boolean("required", default=True))
 
-    # [owner]
+
+def _parse_owner(root: _Table) -> Party | None:
+    """``[owner]``, if present: the data owner's name and age key."""
     o = root.opt_table("owner", "[owner]")
-    owner = None
-    if o is not None:
-        o.check_keys({"name", "age"}, required={"name", "age"})
-        owner_name = o.req_str("name", pattern=_PARTY_NAME, shape=_PARTY_SHAPE)
-        owner_age = o.req_str("age")
-        try:
-            _check_age_recipient(owner_age)
-        except ValueError as exc:
-            o.fail("age", str(exc))
-        owner = Party(name=owner_name, age=owner_age)
+    if o is None:
+        return None
+    o.check_keys({"name", "age"}, required={"name", "age"})
+    name = o.req_str("name", pattern=_PARTY_NAME, shape=_PARTY_SHAPE)
+    age = o.req_str("age")
+    _check_age(o, "age", age)
+    return Party(name=name, age=age)
 
-    # [conditions]
+
+def _parse_conditions(root: _Table) -> Mapping[str, str]:
+    """``[conditions]``: the texts given, of retention and onward_sharing (read-only)."""
     cond = root.opt_table("conditions", "[conditions]")
     conditions: dict[str, str] = {}
     if cond is not None:
@@ -1350,36 +1150,7 @@ def parse_approval(
             value = cond.opt_str(key, multiline=True, nonempty=True)
             if value is not None:
                 conditions[key] = value
-
-    return Approval(
-        raw=raw,
-        id=approval_id,
-        title=title,
-        purpose=purpose,
-        legal_basis=legal_basis,
-        not_before=not_before,
-        expires=expires,
-        max_runs=max_runs,
-        dataset=dataset,
-        entity=entity,
-        filters=filters,
-        row_cap=row_cap,
-        min_rows=min_rows,
-        columns=tuple(columns),
-        recipients=recipients,
-        exporters=exporters,
-        output_format=cast("Literal['csv', 'jsonl']", output_format),
-        auditors=auditors,
-        privacy=privacy,
-        pseudonym_key_id=key_id,
-        pseudonym_key_check=key_check,
-        pseudonym_domain=domain,
-        database_id=database_id,
-        schema_sha256=schema_sha256,
-        witness=witness,
-        conditions=MappingProxyType(conditions),
-        owner=owner,
-    )
+    return MappingProxyType(conditions)
 
 
 # The example keys below were generated once for this template and their private halves thrown

@@ -5,7 +5,7 @@ own code calls.  Ed25519 runs in test_sshsig.py.
   every output size) and age key files (``agefile._hkdf``, for 32-byte outputs).
 * ChaCha20-Poly1305 (``chacha20_poly1305_test.json``): age key files (``agefile``).
 * X25519 (``x25519_test.json``): approval parsing refuses a low-order age recipient key by an
-  X25519 exchange with ``cryptography`` (``approval._check_age_recipient``).  Every vector runs
+  X25519 exchange with ``cryptography`` (``agefile.check_recipient_strictly``).  Every vector runs
   through ``cryptography``'s exchange (the shared secret must match; ``cryptography`` refuses an
   all-zero shared secret, which the vectors mark "acceptable" and which is exactly the
   ``LowOrderPublic`` vectors).  Every vector's public key is also written, Bech32-encoded as an
@@ -41,9 +41,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from securexport._crypto import aead, agefile, kdf
+from securexport._crypto.sshkey import InvalidKeyError
 from securexport.data import spool
 from securexport.errors import ApprovalError
-from securexport.policy.approval import _check_age_recipient, parse_approval
+from securexport.policy.approval import parse_approval
 from tests.support.bech32 import age_recipient
 
 try:
@@ -190,8 +191,8 @@ def test_low_order_x25519_key_refused_as_age_recipient(case: Json) -> None:
     recipient = age_recipient(raw)
     # A low-order point written non-canonically (u >= p) is refused by the canonical check first.
     why = "low-order X25519 point" if _canonical(raw) else "not a canonical X25519 key"
-    with pytest.raises(ValueError, match=why):
-        _check_age_recipient(recipient)
+    with pytest.raises(InvalidKeyError, match=why):
+        agefile.check_recipient_strictly(recipient)
     with pytest.raises(ApprovalError, match=why):
         parse_approval(_approval_with_recipient(recipient))
 

@@ -516,10 +516,10 @@ def test_case(case: Case, ctx: Ctx, record_property: RecordProperty) -> None:
 
 def test_bech32_encoder_matches_the_vectors() -> None:
     """The encoder above reproduces age keys of the approval vectors (tests/vectors/approvals)."""
-    from securexport.policy.approval import _age_recipient_bytes
+    from securexport._crypto.agefile import recipient_bytes
 
     zero = "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z"
     assert bech32("age", bytes(32)) == zero
     auditor = "age1yf4cm26r4pcjspns8glyu4ylnlavr63dr50hxk3tazycszugrgcs6g474q"
-    assert bech32_data(auditor) == _age_recipient_bytes(auditor)
+    assert bech32_data(auditor) == recipient_bytes(auditor)
     assert bech32("age", bech32_data(auditor)) == auditor

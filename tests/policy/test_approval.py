@@ -23,10 +23,10 @@ from securexport.policy.approval import (
     TRANSFORMS,
     Approval,
     RelativeDate,
-    _Locator,
     approval_template,
     parse_approval,
 )
+from securexport.policy.toml_locator import TomlLocator
 
 VECTORS = Path(__file__).parents[1] / "vectors" / "approvals"
 CASES: dict[str, dict[str, object]] = tomllib.loads((VECTORS / "cases.toml").read_text())["cases"]
@@ -355,7 +355,7 @@ def test_locator_handles_dotted_quoted_and_nested_keys() -> None:
         "k = 1979-05-27 07:32:00Z\n"  # 13
         "j = 'it''s'\n"  # 14 (two literal strings: invalid TOML, the locator must not hang)
     )
-    lines = _Locator(text).lines
+    lines = TomlLocator(text).lines
     assert lines[("a", "b")] == 1
     assert lines[("quoted.key",)] == 2
     assert ("not_a_header",) not in lines
