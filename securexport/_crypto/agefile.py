@@ -33,12 +33,11 @@ from dataclasses import dataclass
 
 import pyrage
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from securexport._crypto import kdf
 from securexport._crypto.sshkey import InvalidKeyError
 from securexport.errors import KeyUnavailableError, UsageError, VerificationError
 from securexport.limits import DEFAULT_LIMITS
@@ -339,7 +338,7 @@ def decrypt(data: bytes, identities: Sequence[str], *, max_bytes: int) -> bytes:
 
 
 def _hkdf(ikm: bytes, salt: bytes | None, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
+    return kdf.hkdf_sha256(ikm, info=info, salt=salt)
 
 
 def _header_mac(file_key: bytes, mac_input: bytes) -> bytes:

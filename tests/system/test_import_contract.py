@@ -33,7 +33,8 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 LAYERS = "The rooms: arrows point down"
 CLI_API_ONLY = "The CLI reaches the rooms only through the api"
 POLICY_PURE = "policy is pure: no database, ZIP, keyring or file I/O, not even indirectly"
-CONTRACTS = (LAYERS, CLI_API_ONLY, POLICY_PURE)
+PRIMITIVES = "Only _crypto touches cryptographic primitives (cryptography, pyrage)"
+CONTRACTS = (LAYERS, CLI_API_ONLY, PRIMITIVES, POLICY_PURE)
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
@@ -104,6 +105,13 @@ def test_the_package_keeps_every_contract() -> None:
             {POLICY_PURE},
             "securexport._crypto.note -> sqlalchemy",
             id="policy-to-sqlalchemy-through-crypto",
+        ),
+        pytest.param(
+            "data/spool.py",
+            "from cryptography.hazmat.primitives.ciphers.aead import AESGCM",
+            {PRIMITIVES},  # the layers know nothing of external packages
+            "securexport.data.spool -> cryptography",
+            id="primitive-outside-crypto",
         ),
         pytest.param(
             "reports.py",
