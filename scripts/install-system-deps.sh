@@ -15,6 +15,10 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 # Go's archive/zip test archives (hostile and odd ZIPs) for the decrypt path (issue 4).
 ls -d /usr/share/go-*/src/archive/zip/testdata >/dev/null 2>&1 || need+=(golang-1.19-src)
+# Go's sumdb note and tlog, built offline in GOPATH mode: an independent checker of the ledger's
+# checkpoints, receipts, consistency proofs and cosignatures (tests/oracles/go, issue 13).
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+[ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ] || need+=(golang-golang-x-mod-dev)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0
