@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 
+import bech32  # BIP 173's reference implementation (PyPI), independent of securexport's decoder
 import pytest
 
 from securexport import api
-from securexport._crypto import sshsig
+from securexport._crypto import agefile, sshsig
+from securexport._crypto.sshkey import InvalidKeyError
 from tests.adversarial.harness import ADV_COLUMNS, Ctx, run_case
 from tests.adversarial.registry import Case, RecordProperty, case, params
-from tests.support.bech32 import bech32, bech32_data
 
 
 def _text(ctx: Ctx, **kw: object) -> str:
@@ -104,14 +106,28 @@ for _args in _TEXT_CASES:
 #
 # A low-order X25519 point gives the same all-zero shared secret for every sender key, so a
 # payload key "wrapped" for it is readable by anyone (and rage panics encrypting to it).  The
-# Bech32 encoder (tests/support/bech32.py) is written from BIP 173, independently of securexport's decoder.
+# Bech32 strings come from the bech32 reference package, independently of securexport's decoder.
+
+
+def bech32_of(hrp: str, data: bytes) -> str:
+    """``data`` as Bech32 (BIP 173) with ``hrp``, encoded by the reference package."""
+    return bech32.bech32_encode(hrp, bech32.convertbits(data, 8, 5))
+
+
+def bech32_data(text: str) -> bytes:
+    """The bytes of a Bech32 string, decoded (checksum checked) by the reference package."""
+    hrp, five = bech32.bech32_decode(text)
+    assert hrp is not None, f"not Bech32: {text}"
+    raw = bech32.convertbits(five, 5, 8, False)
+    assert raw is not None, f"bad Bech32 padding: {text}"
+    return bytes(raw)
 
 
 def _high_bit(ctx: Ctx, real: str) -> str:
     """The same X25519 key spelt another way: the u-coordinate's ignored top bit set."""
     raw = bytearray(bech32_data(real))
     raw[31] |= 0x80
-    return bech32("age", bytes(raw))
+    return bech32_of("age", bytes(raw))
 
 
 # Little-endian u-coordinates of Curve25519 points of small order (as libsodium lists them),
@@ -143,21 +159,21 @@ _WRONG_PARTIES: list[tuple[str, str, str, str, object]] = [
         "recipients",
         "the all-zero X25519 point (as tests/vectors/approvals/err_age_small_order.toml)",
         _LOW_ORDER_MESSAGE,
-        lambda ctx, real: bech32("age", LOW_ORDER["zero"]),
+        lambda ctx, real: bech32_of("age", LOW_ORDER["zero"]),
     ),
     (
         "recipient-low-order-8",
         "recipients",
         "a Curve25519 point of order 8",
         _LOW_ORDER_MESSAGE,
-        lambda ctx, real: bech32("age", LOW_ORDER["order-8"]),
+        lambda ctx, real: bech32_of("age", LOW_ORDER["order-8"]),
     ),
     (
         "recipient-non-canonical-zero",
         "recipients",
         "u = 2^255 - 19 (a non-canonical encoding of the zero point)",
         _NON_CANONICAL,
-        lambda ctx, real: bech32("age", LOW_ORDER["p"]),
+        lambda ctx, real: bech32_of("age", LOW_ORDER["p"]),
     ),
     (
         "recipient-non-canonical-spelling",
@@ -171,7 +187,7 @@ _WRONG_PARTIES: list[tuple[str, str, str, str, object]] = [
         "auditors",
         "the point u = 1 (order 4)",
         _LOW_ORDER_MESSAGE,
-        lambda ctx, real: bech32("age", LOW_ORDER["one"]),
+        lambda ctx, real: bech32_of("age", LOW_ORDER["one"]),
     ),
     (
         "recipient-ssh-key",
@@ -185,7 +201,7 @@ _WRONG_PARTIES: list[tuple[str, str, str, str, object]] = [
         "recipients",
         "an age plugin recipient (`age1yubikey1…`, a P-256 key), well-formed Bech32",
         _NOT_X25519,
-        lambda ctx, real: bech32("age1yubikey", b"\x02" + bytes(range(1, 33))),
+        lambda ctx, real: bech32_of("age1yubikey", b"\x02" + bytes(range(1, 33))),
     ),
     (
         "recipient-bad-checksum",
@@ -232,7 +248,7 @@ for _args5 in _WRONG_PARTIES:
     message=r'\[\[recipients\]\] #1: "age": ' + _LOW_ORDER_MESSAGE,
 )
 def _sign_low_order(ctx: Ctx) -> int:
-    text = _party(ctx, "recipients", lambda c, real: bech32("age", LOW_ORDER["zero"]))
+    text = _party(ctx, "recipients", lambda c, real: bech32_of("age", LOW_ORDER["zero"]))
     path = ctx.world.write_approval(text, sign=False)
     code = ctx.cli(["approval", "sign", str(path), "--as", "owner"], role="owner")
     assert not path.with_name(path.name + ".sig").exists()
@@ -514,12 +530,21 @@ def test_case(case: Case, ctx: Ctx, record_property: RecordProperty) -> None:
     run_case(case, ctx)
 
 
-def test_bech32_encoder_matches_the_vectors() -> None:
-    """The encoder above reproduces age keys of the approval vectors (tests/vectors/approvals)."""
-    from securexport._crypto.agefile import recipient_bytes
-
+def test_bech32_reference_agrees_with_our_decoder() -> None:
+    """The reference package and agefile.recipient_bytes agree: on keys of the approval vectors
+    (tests/vectors/approvals), on fresh identities' recipients and on random 32-byte keys; a
+    one-character typo is refused by both."""
     zero = "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z"
-    assert bech32("age", bytes(32)) == zero
+    assert bech32_of("age", bytes(32)) == zero
     auditor = "age1yf4cm26r4pcjspns8glyu4ylnlavr63dr50hxk3tazycszugrgcs6g474q"
-    assert bech32_data(auditor) == recipient_bytes(auditor)
-    assert bech32("age", bech32_data(auditor)) == auditor
+    assert bech32_data(auditor) == agefile.recipient_bytes(auditor)
+    assert bech32_of("age", bech32_data(auditor)) == auditor
+    for _ in range(20):
+        recipient = agefile.generate_identity()[1]
+        assert bech32_data(recipient) == agefile.recipient_bytes(recipient)
+        raw = secrets.token_bytes(32)
+        assert agefile.recipient_bytes(bech32_of("age", raw)) == raw
+        typo = recipient[:10] + ("q" if recipient[10] != "q" else "p") + recipient[11:]
+        assert bech32.bech32_decode(typo) == (None, None)
+        with pytest.raises(InvalidKeyError, match="checksum"):
+            agefile.recipient_bytes(typo)

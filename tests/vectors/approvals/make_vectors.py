@@ -1019,7 +1019,7 @@ case(
     message="not a canonical X25519 key",
     line="age12mr0xr8zyx0qmkwnaglmzmpchdzft8dsncad3khv4nv4pqztvzgqqsx7ru",
     note="AGE_A with the top bit of its u-coordinate set: X25519 reads the same key, so two "
-    "strings would name one recipient (Bech32 made with tests/support/bech32.py)",
+    "strings would name one recipient (Bech32 made with the bech32 reference package)",
 )
 case(
     "err_ledger_bad_shape",
