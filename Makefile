@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CACHE  := .cache
 STAMP  := $(VENV)/.installed
+PYCANON_VENV := .venv-pycanon
 
-.PHONY: all demo test lint typecheck pytest bench fuzz system-deps vectors clean docs-cli
+.PHONY: all demo test lint typecheck pytest bench fuzz system-deps vectors pycanon-env clean docs-cli
 
 all: test
 
@@ -24,6 +25,16 @@ system-deps:
 # External test vectors: fetched, never committed (DESIGN.md §10).
 vectors: $(STAMP)
 	bash scripts/fetch-vectors.sh $(CACHE)/vectors
+
+# pycanon, the k-anonymity oracle, in an environment of its own (hash-locked), so that its
+# pinned numpy, pandas and scipy stay out of $(VENV) (tests/support/pycanon_oracle.py).
+$(PYCANON_VENV)/.installed: requirements/pycanon.txt
+	rm -rf $(PYCANON_VENV)
+	$(PYTHON) -m venv $(PYCANON_VENV)
+	$(PYCANON_VENV)/bin/pip install -q --require-hashes -r requirements/pycanon.txt
+	touch $@
+
+pycanon-env: $(PYCANON_VENV)/.installed
 
 demo: $(STAMP)
 	bash scripts/demo.sh
@@ -46,7 +57,7 @@ COV_ARGS  ?= --cov=securexport --cov-branch --cov-report=term:skip-covered --cov
 pytest: $(STAMP)
 	SECUREXPORT_VECTORS=$(CURDIR)/$(CACHE)/vectors $(BIN)/python -m pytest -n 2 --dist loadgroup -q $(COV_ARGS) $(PYTEST_ARGS)
 
-test: system-deps $(STAMP) vectors lint typecheck pytest
+test: system-deps $(STAMP) vectors pycanon-env lint typecheck pytest
 
 bench: system-deps $(STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
@@ -58,4 +69,4 @@ docs-cli: $(STAMP)
 	$(BIN)/python scripts/gen_cli_docs.py > docs/cli.md
 
 clean:
-	rm -rf $(VENV) $(CACHE) demo-output bench-output .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PYCANON_VENV) $(CACHE) demo-output bench-output .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
-import pandas as pd  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pycanon import anonymity  # type: ignore[import-untyped]
 
 from securexport.data.privacy import (
     ClassCounter,
@@ -24,6 +22,7 @@ from securexport.data.privacy import (
 )
 from securexport.errors import PolicyError
 from securexport.policy.approval import Privacy
+from tests.support.pycanon_oracle import Pycanon, start_pycanon
 
 
 def counter_of(rows: Iterable[tuple[tuple[object, ...], object]]) -> ClassCounter:
@@ -292,6 +291,15 @@ def test_recompute_k_with_and_without_entity() -> None:
 
 # --------------------------------------------------------------------------- pycanon oracle
 
+
+@pytest.fixture(scope="session")
+def pycanon() -> Iterator[Pycanon]:
+    """pycanon in its own environment (tests/support/pycanon_oracle.py), one process a session."""
+    oracle = start_pycanon()
+    yield oracle
+    oracle.close()
+
+
 QI_VALUES = st.sampled_from(["a", "b", "c", "", "1"])
 
 
@@ -300,10 +308,11 @@ QI_VALUES = st.sampled_from(["a", "b", "c", "", "1"])
     table=st.lists(st.tuples(QI_VALUES, QI_VALUES, QI_VALUES), min_size=1, max_size=40),
     width=st.integers(1, 3),
 )
-def test_min_class_size_matches_pycanon(table: list[tuple[str, str, str]], width: int) -> None:
+def test_min_class_size_matches_pycanon(
+    pycanon: Pycanon, table: list[tuple[str, str, str]], width: int
+) -> None:
     names = ["q0", "q1", "q2"][:width]
-    frame = pd.DataFrame([row[:width] for row in table], columns=names)
-    expected = anonymity.k_anonymity(frame, names)
+    expected = pycanon.k_anonymity([row[:width] for row in table], names)
 
     counter = counter_of((row[:width], n) for n, row in enumerate(table))
     outcome = evaluate(counter, privacy(1))
@@ -318,8 +327,7 @@ def test_min_class_size_matches_pycanon(table: list[tuple[str, str, str]], width
     kept = [row[:width] for row in table if not is_suppressed(after, row[:width])]
     assert len(kept) == after.written_rows
     if kept:
-        kept_frame = pd.DataFrame(kept, columns=names)
-        assert anonymity.k_anonymity(kept_frame, names) == after.k_achieved
+        assert pycanon.k_anonymity(kept, names) == after.k_achieved
         assert after.k_achieved is not None
         assert after.k_achieved >= expected + 1
     else:
@@ -343,20 +351,14 @@ ENTITIES = st.sampled_from([f"p{i}" for i in range(10)])
 QIRow = tuple[str, tuple[str | None, ...]]
 
 
-def test_pycanon_drops_null_classes_hence_the_sentinel() -> None:
-    frame = pd.DataFrame({"q0": ["a", "a", None]})
-    assert anonymity.k_anonymity(frame, ["q0"]) == 2  # the NULL row's class of 1 is not seen
-    frame = pd.DataFrame({"q0": ["a", "a", NULL_SENTINEL]})
-    assert anonymity.k_anonymity(frame, ["q0"]) == 1
+def test_pycanon_drops_null_classes_hence_the_sentinel(pycanon: Pycanon) -> None:
+    assert pycanon.k_anonymity([["a"], ["a"], [None]], ["q0"]) == 2  # the NULL class is not seen
+    assert pycanon.k_anonymity([["a"], ["a"], [NULL_SENTINEL]], ["q0"]) == 1
 
 
-def _pycanon_k(pairs: set[tuple[str, tuple[str | None, ...]]], width: int) -> int:
-    names = [f"q{i}" for i in range(width)]
-    frame = pd.DataFrame(
-        [[NULL_SENTINEL if v is None else v for v in qi] for _, qi in sorted(pairs, key=repr)],
-        columns=names,
-    )
-    return int(anonymity.k_anonymity(frame, names))
+def _pycanon_k(pycanon: Pycanon, pairs: set[tuple[str, tuple[str | None, ...]]], width: int) -> int:
+    rows = [[NULL_SENTINEL if v is None else v for v in qi] for _, qi in sorted(pairs, key=repr)]
+    return pycanon.k_anonymity(rows, [f"q{i}" for i in range(width)])
 
 
 def _by_hand(rows: list[QIRow]) -> tuple[dict[int, int], dict[tuple[str | None, ...], int]]:
@@ -392,13 +394,14 @@ def _entity_run_counter(rows: list[QIRow], cuts: list[int]) -> EntityRunCounter:
     cuts=st.lists(st.integers(0, 60), max_size=4),
 )
 def test_k_by_entity_with_nulls_matches_pycanon(
+    pycanon: Pycanon,
     table: list[tuple[str, tuple[str | None, str | None, str | None]]],
     width: int,
     cuts: list[int],
 ) -> None:
     rows: list[QIRow] = [(entity, qi[:width]) for entity, qi in table]
     pairs = set(rows)
-    expected_k = _pycanon_k(pairs, width)
+    expected_k = _pycanon_k(pycanon, pairs, width)
     histogram, row_counts = _by_hand(rows)
     assert min(histogram) == expected_k  # the two oracles agree with each other
 
@@ -431,7 +434,7 @@ def test_k_by_entity_with_nulls_matches_pycanon(
             n for qi, n in row_counts.items() if len({e for e, q in pairs if q == qi}) <= expected_k
         )
         if kept:
-            assert after.k_achieved == _pycanon_k(set(kept), width)
+            assert after.k_achieved == _pycanon_k(pycanon, set(kept), width)
             assert after.k_achieved >= expected_k + 1
         else:
             assert after.k_achieved is None
