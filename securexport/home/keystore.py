@@ -400,14 +400,22 @@ class KeyStore:
                     pass  # another passphrase protects this file: ask for it
             if getattr(_background, "active", False):
                 raise _PromptNeeded
-            phrase = self._env.passphrase(f"unlock {slot.label}")
-            try:
-                plain = agefile.passphrase_decrypt(blob, phrase, max_log_n=max_log_n)
-            except KeyUnavailableError as exc:
-                raise KeyUnavailableError(
-                    agefile.WRONG_PASSPHRASE_MESSAGE,
-                    hint=f"check the passphrase (or {PASSPHRASE_FILE_VAR}) for {slot.path}",
-                ) from exc
+            tries = self._env.passphrase_tries
+            for attempt in range(1, tries + 1):
+                phrase = self._env.passphrase(f"unlock {slot.label}")
+                try:
+                    # A wrong passphrase fails scrypt's header MAC: age's own check.
+                    plain = agefile.passphrase_decrypt(blob, phrase, max_log_n=max_log_n)
+                    break
+                except KeyUnavailableError as exc:
+                    if attempt < tries:
+                        print("wrong passphrase; try again", file=self._env.stderr)
+                        continue
+                    raise KeyUnavailableError(
+                        agefile.WRONG_PASSPHRASE_MESSAGE
+                        + (f" ({tries} tries)" if tries > 1 else ""),
+                        hint=f"check the passphrase (or {PASSPHRASE_FILE_VAR}) for {slot.path}",
+                    ) from exc
         except VerificationError as exc:
             raise KeyUnavailableError(
                 f"{slot.path} is damaged or not a securexport key file ({exc})"
