@@ -180,7 +180,11 @@ class Environment:
     def passphrase(self, purpose: str, *, confirm: bool = False) -> bytes:
         """The passphrase: first line of ``$SECUREXPORT_PASSPHRASE_FILE``, or the terminal.
 
-        Never from a flag or an environment value (DESIGN.md §6).
+        Never from a flag or an environment value (DESIGN.md §6).  With ``confirm`` (a new
+        passphrase) one typed on the terminal must be strong enough
+        (:func:`passphrase_weakness`) and typed twice alike, else UsageError; a passphrase
+        file is taken as it is.  One call is one try: the key store asks again after a wrong
+        one (:attr:`passphrase_tries`).
         """
         if self.passphrase_file:
             try:

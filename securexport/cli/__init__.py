@@ -112,7 +112,6 @@ class SecurexportGroup(click.Group):
             )
             if isinstance(result, int):
                 code = result
-            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         except (BrokenPipeError, _ClosedPipe):
             code = _closed_pipe()
         except SecurexportError as exc:
@@ -136,6 +135,10 @@ class SecurexportGroup(click.Group):
                 err=True,
             )
             code = 1
+        try:
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        except BrokenPipeError:
+            code = _closed_pipe()
         sys.exit(code)
 
 
