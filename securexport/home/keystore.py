@@ -25,7 +25,8 @@ Secret values: the age identity as an age identity file (``# public key: age1…
 (inside the age envelope), usable with ``ssh-keygen -Y sign``; pseudonym keys as the canonical
 JSON document ``securexport.pseudonym-key/1`` that :meth:`KeyStore.export_pseudonym_key` sends.
 
-Each secret is unlocked at most once per :class:`KeyStore`, and the passphrase is asked once.
+Each secret is unlocked at most once per :class:`KeyStore`, and the passphrase is asked once
+(on a terminal, up to three tries when it is wrong; a passphrase file is read once).
 """
 
 from __future__ import annotations
