@@ -24,7 +24,8 @@ HEADER = """\
      Regenerate with `make docs-cli`; tests/system/test_docs.py fails when this file is stale. -->
 
 Every command also takes `-h` / `--help`. Global options (`--home`, `--json`, `-q`, `-v`,
-`--no-input`, ...) go **before** the command name: `securexport --json verify bundle.sxb`.
+`--no-input`, `--ledger`) go before or after the command name: `securexport --json verify
+bundle.sxb` and `securexport verify bundle.sxb --json` are the same.
 Exit codes are listed in [exit-codes.md](exit-codes.md).
 """
 
@@ -125,6 +126,8 @@ def render(root: click.Command) -> str:
         rows = option_rows(command, ctx)
         if rows:
             parts.append("\n".join(rows) + "\n")
+        if command.epilog:
+            parts.append(help_markdown(command.epilog) + "\n")
         if isinstance(command, click.Group):
             subs = [(name, sub) for name, sub in sorted(command.commands.items()) if not sub.hidden]
             parts.append(

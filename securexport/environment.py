@@ -7,6 +7,7 @@ one with :func:`Environment.from_os`.
 from __future__ import annotations
 
 import getpass
+import itertools
 import os
 import sys
 import urllib.parse
@@ -24,6 +25,51 @@ from securexport.limits import DEFAULT_LIMITS
 
 PASSPHRASE_FILE_VAR = "SECUREXPORT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 HOME_VAR = "SECUREXPORT_HOME"
+PROMPT_TRIES = 3  # passphrase tries on a terminal, as ssh and gpg give
+MIN_PASSPHRASE_CHARS = 12
+# Trivial passphrases refused for a new key file, compared without case, digits, spaces and
+# punctuation at their ends ("Password123!" is "password").
+_TRIVIAL = frozenset(
+    {
+        "password",
+        "passphrase",
+        "passwordpassword",
+        "qwerty",
+        "qwertyuiop",
+        "qwertyuiopasdf",
+        "asdfghjkl",
+        "letmein",
+        "iloveyou",
+        "welcome",
+        "admin",
+        "secret",
+        "securexport",
+        "changeme",
+        "abcdefghijkl",
+        "",
+    }
+)
+
+
+def passphrase_weakness(phrase: str) -> str | None:
+    """Why ``phrase`` is too weak to protect a new key file, or None.
+
+    A length rule (DESIGN.md §6's keys are only as strong as it) plus a refusal of the
+    trivially guessable: one repeated character or pair, a run like "123456789012" or
+    "abcdefghijkl", or a common password padded with digits.  A zxcvbn-style estimate would
+    need a dependency for little more than this catches.
+    """
+    if len(phrase) < MIN_PASSPHRASE_CHARS:
+        return f"a new passphrase needs at least {MIN_PASSPHRASE_CHARS} characters"
+    if len(set(phrase)) <= 2:
+        return "a new passphrase must not repeat one or two characters"
+    steps = {ord(b) - ord(a) for a, b in itertools.pairwise(phrase)}
+    if steps <= {1} or steps <= {-1}:
+        return "a new passphrase must not be a run of consecutive characters"
+    core = phrase.lower().strip("0123456789 !?.,;:-_*#@$%&")
+    if core in _TRIVIAL:
+        return "a new passphrase must not be a common password"
+    return None
 
 
 # The stages of an export, in the order it reaches them (Environment.on_stage):
@@ -113,6 +159,7 @@ class Environment:
     prompt: Callable[[str], str] | None = None  # reads a passphrase from the terminal
     keystore: str = "auto"  # auto | keyring | file
     ledger_url: str | None = None  # --ledger: a shared PostgreSQL ledger instead of ledger.db
+    progress: bool = True  # a progress bar on a terminal (False with -q)
     # The scrypt work factor of new key files: age's default, fixed and documented (DESIGN.md
     # §9).  Only a caller building its own Environment (the test suite) passes a lower one.
     scrypt_log_n: int = DEFAULT_LIMITS.max_scrypt_log_n
@@ -133,7 +180,11 @@ class Environment:
     def passphrase(self, purpose: str, *, confirm: bool = False) -> bytes:
         """The passphrase: first line of ``$SECUREXPORT_PASSPHRASE_FILE``, or the terminal.
 
-        Never from a flag or an environment value (DESIGN.md §6).
+        Never from a flag or an environment value (DESIGN.md §6).  With ``confirm`` (a new
+        passphrase) one typed on the terminal must be strong enough
+        (:func:`passphrase_weakness`) and typed twice alike, else UsageError; a passphrase
+        file is taken as it is.  One call is one try: the key store asks again after a wrong
+        one (:attr:`passphrase_tries`).
         """
         if self.passphrase_file:
             try:
@@ -156,11 +207,28 @@ class Environment:
                 hint=f"run in a terminal, or set {PASSPHRASE_FILE_VAR} to a 0600 file holding it",
             )
         first_entry = self.prompt(f"Passphrase to {purpose}: ")
-        if confirm and self.prompt(f"Confirm passphrase to {purpose}: ") != first_entry:
-            raise UsageError("the passphrases do not match")
+        if confirm:
+            # A new passphrase: every refusal is the same usage error (exit 2), the user
+            # typed something that cannot be used; nothing was written yet.
+            if not first_entry:
+                raise UsageError("an empty passphrase is not accepted")
+            weakness = passphrase_weakness(first_entry)
+            if weakness is not None:
+                raise UsageError(
+                    weakness,
+                    hint="several unrelated words make a passphrase that is long and memorable",
+                )
+            if self.prompt(f"Confirm passphrase to {purpose}: ") != first_entry:
+                raise UsageError("the passphrases do not match")
         if not first_entry:
             raise KeyUnavailableError("an empty passphrase is not accepted")
         return first_entry.encode()
+
+    @property
+    def passphrase_tries(self) -> int:
+        """How often an unlock may ask: a file is read once (the same bytes each time), a
+        terminal gets :data:`PROMPT_TRIES` tries."""
+        return 1 if self.passphrase_file else PROMPT_TRIES
 
     @classmethod
     def from_os(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from securexport._crypto import sshsig
 from securexport.environment import Environment
@@ -38,15 +39,31 @@ class ApprovalCheck:
     problems: tuple[str, ...]
 
 
-def check_approval(env: Environment, path: Path, limits: Limits = DEFAULT_LIMITS) -> ApprovalCheck:
-    """Parse strictly; report signature and validity without refusing on them."""
-    raw = read_limited(path, limits.max_approval_bytes, "approval")
-    approval = parse_approval(raw, limits=limits, filename=path.name)
+def check_approval(
+    env: Environment, path: Path | BinaryIO, limits: Limits = DEFAULT_LIMITS
+) -> ApprovalCheck:
+    """Parse strictly; report signature and validity without refusing on them.
+
+    ``path`` may be a stream (``approval check -``): then there is no FILE.sig beside it, and
+    the approval is reported as not signed.
+    """
     problems: list[str] = []
     signer: str | None = None
-    sig_path = signature_path(path)
-    signed = sig_path.exists()
-    if signed:
+    if isinstance(path, Path):
+        raw = read_limited(path, limits.max_approval_bytes, "approval")
+        approval = parse_approval(raw, limits=limits, filename=path.name)
+        sig_path: Path | None = signature_path(path)
+    else:
+        raw = path.read(limits.max_approval_bytes + 1)
+        if len(raw) > limits.max_approval_bytes:
+            raise FileError(
+                "the approval on standard input is larger than the limit "
+                f"({limits.max_approval_bytes} bytes)"
+            )
+        approval = parse_approval(raw, limits=limits, filename="<stdin>")
+        sig_path = None
+    signed = sig_path is not None and sig_path.exists()
+    if sig_path is not None and signed:
         try:
             sig = read_limited(sig_path, limits.max_signature_bytes, "signature")
             signer = authorise.load_signed_approval(
@@ -54,8 +71,10 @@ def check_approval(env: Environment, path: Path, limits: Limits = DEFAULT_LIMITS
             ).signer_name
         except SecurexportError as exc:
             problems.append(exc.message)
-    else:
+    elif sig_path is not None:
         problems.append("not signed")
+    else:
+        problems.append("not signed (read from standard input: no FILE.sig beside it)")
     now = env.now()
     window = "valid"
     if now < approval.not_before:

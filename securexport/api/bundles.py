@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from securexport._crypto import agefile, sshsig
 from securexport.bundle.container import (
@@ -25,7 +28,7 @@ from securexport.bundle.container import (
 )
 from securexport.bundle.plaintext import check_plaintext
 from securexport.environment import Environment
-from securexport.errors import FileError, KeyUnavailableError, VerificationError
+from securexport.errors import FileError, KeyUnavailableError, UsageError, VerificationError
 from securexport.fsutil import claim_partial_dir, fsync_dir, os_error_message, release_partial_dir
 from securexport.home.keystore import open_keystore
 from securexport.home.revocations import load_revocations
@@ -100,9 +103,36 @@ class Inspection:
         return dict(self.manifest.document)
 
 
-def inspect(bundle_path: Path, limits: Limits = DEFAULT_LIMITS) -> Inspection:
+BundleSource = Path | BinaryIO
+"""A bundle file, or a stream holding one (``verify -``: standard input)."""
+
+
+@contextlib.contextmanager
+def _bundle_file(source: BundleSource, limits: Limits) -> Iterator[Path]:
+    """``source`` as a file: a path as it is; a stream spooled to a private temporary file
+    (the bundle reader seeks), refused beyond the bundle size limit, removed afterwards."""
+    if isinstance(source, Path):
+        yield source
+        return
+    with tempfile.TemporaryDirectory(prefix="securexport-stdin-") as tmp:  # 0700
+        path = Path(tmp) / "bundle.sxb"
+        with open(path, "xb") as out:
+            os.fchmod(out.fileno(), 0o600)
+            copied = 0
+            while chunk := source.read(1 << 20):
+                copied += len(chunk)
+                if copied > limits.max_bundle_bytes:
+                    raise VerificationError(
+                        "the bundle on standard input is larger than the bundle size limit "
+                        f"({limits.max_bundle_bytes} bytes)"
+                    )
+                out.write(chunk)
+        yield path
+
+
+def inspect(bundle_path: BundleSource, limits: Limits = DEFAULT_LIMITS) -> Inspection:
     """The manifest, parsed, without keys and without any trust decision."""
-    with open_bundle(bundle_path, limits) as bundle:
+    with _bundle_file(bundle_path, limits) as path, open_bundle(path, limits) as bundle:
         return Inspection(
             parse_manifest(bundle.member(MANIFEST), max_bytes=limits.max_manifest_bytes)
         )
@@ -239,9 +269,9 @@ def _verify_open(env: Environment, bundle: OpenedBundle, limits: Limits) -> Verd
     )
 
 
-def verify(env: Environment, bundle_path: Path, limits: Limits = DEFAULT_LIMITS) -> Verdict:
+def verify(env: Environment, bundle_path: BundleSource, limits: Limits = DEFAULT_LIMITS) -> Verdict:
     """Check everything that can be checked without decrypting (exit 5 on any failure)."""
-    with open_bundle(bundle_path, limits) as bundle:
+    with _bundle_file(bundle_path, limits) as path, open_bundle(path, limits) as bundle:
         return _verify_open(env, bundle, limits)
 
 
@@ -261,6 +291,11 @@ def decrypt(
     limits: Limits = DEFAULT_LIMITS,
 ) -> DecryptResult:
     """Verify everything first, then unwrap, extract to DIR.partial, check, rename to DIR."""
+    if str(out_dir) == "-":
+        raise UsageError(
+            "decrypted data is never written to standard output",
+            hint="give a directory to create: decrypt BUNDLE --as NAME -o DIR",
+        )
     if out_dir.is_symlink() or (
         out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir()))
     ):

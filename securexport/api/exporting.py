@@ -300,7 +300,9 @@ def _read(
     try:
         # The key thread starts only now that the worker process is forked.
         signing_keys.start()
-        with _progress(env, job.approval.row_cap, "reading") as bar:
+        # The matching rows are counted while they are read (one scan, no COUNT first), so
+        # the reading bar has no total; the writing bar's is exact (the rows spooled).
+        with _progress(env, None, "reading") as bar:
             return reading.finish(bar)
     except BaseException:
         reading.abandon()  # the worker must not outlive a failed export
@@ -491,8 +493,8 @@ def _report_missing_bundles(env: Environment, ledger: Ledger, approval: Approval
 
 
 @contextlib.contextmanager
-def _progress(env: Environment, total: int, desc: str) -> Iterator[Any]:
-    if not env.stderr_isatty:
+def _progress(env: Environment, total: int | None, desc: str) -> Iterator[Any]:
+    if not env.stderr_isatty or not env.progress:
         yield None
         return
     from tqdm import tqdm  # only on a terminal: tqdm costs start-up time
@@ -512,6 +514,7 @@ def _progress(env: Environment, total: int, desc: str) -> Iterator[Any]:
         leave=False,
         ncols=None if width else 80,
         nrows=None if height else 24,
+        colour=None,  # never coloured (NO_COLOR holds trivially): only \r and cursor moves
     )
     try:
         yield bar

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from securexport import api
-from securexport.cli.context import Context, pass_context
+from securexport.cli.context import STREAM, Context, pass_context, stdin_or
 from securexport.errors import PolicyError
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -24,7 +24,7 @@ def approval() -> None:
 
 
 @approval.command("init")
-@click.option("-o", "--output", type=_FILE, help="Write the template here (default: stdout).")
+@click.option("-o", "--output", type=_FILE, help="Write the template here (default, or -: stdout).")
 @pass_context
 def approval_init(ctx: Context, output: Path | None) -> None:
     """Print a commented approval template to fill in.
@@ -34,7 +34,7 @@ def approval_init(ctx: Context, output: Path | None) -> None:
       securexport approval init -o ppo-extract.toml
     """
 
-    if output is None:
+    if output is None or output == STREAM:
         text = api.init_approval()
         ctx.emit({"template": text}, lambda: click.echo(text, nl=False))
         return
@@ -48,14 +48,15 @@ def approval_init(ctx: Context, output: Path | None) -> None:
 def approval_check(ctx: Context, file: Path) -> None:
     """Parse FILE strictly and report its signature and validity window.
 
-    Exits 3 if the approval could not authorise a run now.
+    Exits 3 if the approval could not authorise a run now.  FILE may be - (standard input:
+    the syntax is checked, but there is no FILE.sig beside it, so it is reported unsigned).
 
     \b
     Example:
       securexport approval check ppo-extract.toml
     """
 
-    result = api.check_approval(ctx.env(), file)
+    result = api.check_approval(ctx.env(), stdin_or(file))
     a = result.approval
     doc = {
         "id": a.id,

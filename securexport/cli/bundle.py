@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from securexport import api
-from securexport.cli.context import Context, pass_context
+from securexport.cli.context import Context, pass_context, stdin_or
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -58,11 +58,13 @@ def export_cmd(ctx: Context, approval: Path, source: str, as_name: str, output: 
 def inspect_cmd(ctx: Context, bundle: Path) -> None:
     """Show a bundle's manifest (no keys needed, nothing verified: use verify).
 
+    BUNDLE may be - (standard input).
+
     \b
     Example:
       securexport inspect ppo-2026-06.sxb
     """
-    inspected = api.inspect(bundle)
+    inspected = api.inspect(stdin_or(bundle))
     manifest = inspected.manifest
 
     def human() -> None:
@@ -92,13 +94,14 @@ def inspect_cmd(ctx: Context, bundle: Path) -> None:
 def verify_cmd(ctx: Context, bundle: Path) -> None:
     """Verify a bundle without decrypting: signatures, trust, approval, hashes, receipt.
 
-    Exits 5 if anything fails.
+    Exits 5 if anything fails.  BUNDLE may be - (standard input).
 
     \b
     Example:
       securexport verify ppo-2026-06.sxb
+      curl -s https://files.example/ppo-2026-06.sxb | securexport verify -
     """
-    verdict = api.verify(ctx.env(), bundle)
+    verdict = api.verify(ctx.env(), stdin_or(bundle))
 
     def human() -> None:
         click.echo(f"OK: export {verdict.export_id} of approval {verdict.approval_id}")
@@ -122,7 +125,7 @@ def verify_cmd(ctx: Context, bundle: Path) -> None:
     "--output",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory to create (must not exist, or be empty).",
+    help="Directory to create (must not exist, or be empty; never - : no plaintext on stdout).",
 )
 @pass_context
 def decrypt_cmd(ctx: Context, bundle: Path, as_name: str, output: Path) -> None:

@@ -122,6 +122,11 @@ def keys_delete(ctx: Context, name: str, yes: bool) -> None:
     if not yes:
         if ctx.no_input:
             raise UsageError("refusing to delete without --yes when prompts are disabled")
+        if not env.stdin_isatty:  # click.confirm would read end-of-file and abort (130)
+            raise UsageError(
+                f"deleting identity {name} asks for confirmation: that needs a terminal, "
+                "or pass --yes"
+            )
         if not click.confirm(f"Delete identity {name} and its private keys?", err=True):
             raise UsageError(f"identity {name} was not deleted: not confirmed")
     api.delete_identity(env, name)

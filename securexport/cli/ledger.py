@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from securexport import api
-from securexport.cli.context import Context, pass_context
+from securexport.cli.context import STREAM, Context, pass_context
 
 
 @click.group("ledger")
@@ -133,7 +133,7 @@ def ledger_checkpoint(ctx: Context) -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the receipt here.",
+    help="Write the receipt here (default, or -: stdout).",
 )
 @pass_context
 def ledger_prove(ctx: Context, export_id: str, output: Path | None) -> None:
@@ -143,6 +143,8 @@ def ledger_prove(ctx: Context, export_id: str, output: Path | None) -> None:
     Example:
       securexport ledger prove 0b8f…-… -o receipt.tlog
     """
+    if output == STREAM:
+        output = None
     receipt = api.ledger_prove(ctx.env(), export_id, output)
     ctx.emit(
         {"export_id": export_id, "receipt": receipt.decode()},

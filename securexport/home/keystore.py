@@ -25,7 +25,8 @@ Secret values: the age identity as an age identity file (``# public key: age1…
 (inside the age envelope), usable with ``ssh-keygen -Y sign``; pseudonym keys as the canonical
 JSON document ``securexport.pseudonym-key/1`` that :meth:`KeyStore.export_pseudonym_key` sends.
 
-Each secret is unlocked at most once per :class:`KeyStore`, and the passphrase is asked once.
+Each secret is unlocked at most once per :class:`KeyStore`, and the passphrase is asked once
+(on a terminal, up to three tries when it is wrong; a passphrase file is read once).
 """
 
 from __future__ import annotations
@@ -400,14 +401,22 @@ class KeyStore:
                     pass  # another passphrase protects this file: ask for it
             if getattr(_background, "active", False):
                 raise _PromptNeeded
-            phrase = self._env.passphrase(f"unlock {slot.label}")
-            try:
-                plain = agefile.passphrase_decrypt(blob, phrase, max_log_n=max_log_n)
-            except KeyUnavailableError as exc:
-                raise KeyUnavailableError(
-                    agefile.WRONG_PASSPHRASE_MESSAGE,
-                    hint=f"check the passphrase (or {PASSPHRASE_FILE_VAR}) for {slot.path}",
-                ) from exc
+            tries = self._env.passphrase_tries
+            for attempt in range(1, tries + 1):
+                phrase = self._env.passphrase(f"unlock {slot.label}")
+                try:
+                    # A wrong passphrase fails scrypt's header MAC: age's own check.
+                    plain = agefile.passphrase_decrypt(blob, phrase, max_log_n=max_log_n)
+                    break
+                except KeyUnavailableError as exc:
+                    if attempt < tries:
+                        print("wrong passphrase; try again", file=self._env.stderr)
+                        continue
+                    raise KeyUnavailableError(
+                        agefile.WRONG_PASSPHRASE_MESSAGE
+                        + (f" ({tries} tries)" if tries > 1 else ""),
+                        hint=f"check the passphrase (or {PASSPHRASE_FILE_VAR}) for {slot.path}",
+                    ) from exc
         except VerificationError as exc:
             raise KeyUnavailableError(
                 f"{slot.path} is damaged or not a securexport key file ({exc})"

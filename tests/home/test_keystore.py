@@ -531,7 +531,9 @@ def test_background_unlock_never_prompts_from_its_thread(tmp_path: Path) -> None
     import threading
 
     prompts: list[str] = []
-    answers = iter(["first passphrase", "first passphrase", "second one", "second one"])
+    answers = iter(
+        ["first passphrase", "first passphrase", "second passphrase", "second passphrase"]
+    )
 
     def prompt(text: str) -> str:
         prompts.append(f"{threading.current_thread().name}: {text}")
@@ -551,9 +553,9 @@ def test_background_unlock_never_prompts_from_its_thread(tmp_path: Path) -> None
     _store(env_with(home)).create_identity("alice")  # first passphrase (asked twice)
     _store(env_with(home)).create_pseudonym_key("k1")  # second one (asked twice)
     prompts.clear()
-    answers = iter(["second one", "first passphrase"])
+    answers = iter(["second passphrase", "first passphrase"])
     store = _store(env_with(home))
-    store.pseudonym_key("k1")  # main thread: "second one" is now the known passphrase
+    store.pseudonym_key("k1")  # main thread: "second passphrase" is now the known passphrase
     job = store.unlock_in_background(lambda: store.signing_key("alice"))
     key = job.result()
     assert isinstance(key, Ed25519PrivateKey)
