@@ -5,18 +5,62 @@ BIN    := $(VENV)/bin
 CACHE  := .cache
 STAMP  := $(VENV)/.installed
 PYCANON_VENV := .venv-pycanon
+# The hash locks (requirements/locks.py says how they are made and checked).
+LOCKS  := requirements/runtime.txt requirements/dev.txt
 
-.PHONY: all demo test lint typecheck pytest bench fuzz system-deps vectors pycanon-env clean docs-cli
+.PHONY: all demo test lint typecheck pytest bench fuzz system-deps vectors pycanon-env clean \
+	docs-cli venv lock wheelhouse install
 
 all: test
 
-$(STAMP): pyproject.toml
+# Every package from the hash lock (pip and setuptools included), then the project alone, built
+# by the locked setuptools: nothing unpinned is fetched, not even an isolated build env.
+$(STAMP): pyproject.toml $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Re-resolve the locks after a change to pyproject.toml's dependencies or extras (needs PyPI);
+# pins that pyproject.toml still allows are kept.  uv comes hash-pinned from requirements/tools.txt.
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --require-hashes -r requirements/tools.txt
+	$(BIN)/python requirements/locks.py compile --uv $(BIN)/uv
+
+# The project's wheel and the hash-checked wheels of its runtime dependencies, for this
+# machine's Python and platform: `pip install --no-index --find-links wheelhouse securexport`
+# then needs no network.  The wheel is built from the sdist (no stale build/ can leak in).
+WHEELHOUSE ?= wheelhouse
+wheelhouse: $(STAMP)
+	rm -rf $(WHEELHOUSE) build/wheelhouse-dist
+	$(BIN)/python -m pip download -q --require-hashes --no-deps --only-binary=:all: \
+		-r requirements/runtime.txt -d $(WHEELHOUSE)
+	$(BIN)/python -m build -q --no-isolation --outdir build/wheelhouse-dist .
+	cp build/wheelhouse-dist/securexport-*.whl $(WHEELHOUSE)/
+	@echo "wheelhouse: $$(ls $(WHEELHOUSE) | wc -l) wheels in $(WHEELHOUSE)/"
+
+# securexport on your PATH, from the wheelhouse (the hash lock): with pipx when it is there,
+# else in a venv of its own, linked into $(BINDIR) when that is on PATH.  NO_PIPX=1 skips pipx.
+INSTALL_VENV ?= $(HOME)/.local/share/securexport/venv
+BINDIR       ?= $(HOME)/.local/bin
+install: wheelhouse
+	@set -e; wheel=$$(ls $(WHEELHOUSE)/securexport-*.whl); \
+	if [ -z "$(NO_PIPX)" ] && command -v pipx >/dev/null 2>&1; then \
+		pipx install --force --pip-args="--no-index --find-links=$(abspath $(WHEELHOUSE))" "$$wheel"; \
+		exit 0; \
+	fi; \
+	$(PYTHON) -m venv --clear "$(INSTALL_VENV)"; \
+	"$(INSTALL_VENV)/bin/python" -m pip install -q --no-index --find-links $(WHEELHOUSE) \
+		--require-hashes -r requirements/runtime.txt; \
+	"$(INSTALL_VENV)/bin/python" -m pip install -q --no-index --no-deps "$$wheel"; \
+	case ":$$PATH:" in \
+	*":$(BINDIR):"*) mkdir -p "$(BINDIR)"; ln -sf "$(INSTALL_VENV)/bin/securexport" "$(BINDIR)/securexport"; \
+		echo "installed: $(BINDIR)/securexport -> $(INSTALL_VENV)/bin/securexport";; \
+	*) echo "installed in $(INSTALL_VENV); put it on PATH: export PATH=\"$(INSTALL_VENV)/bin:\$$PATH\"";; \
+	esac
 
 # Debian packages the tests use as independent checkers and as a real database server.
 system-deps:
@@ -41,10 +85,12 @@ demo: $(STAMP)
 
 # lint-imports checks the house's import contract ([tool.importlinter] in pyproject.toml);
 # --no-cache: the graph takes a second to build and leaves no cache directory behind.
+# locks.py check: the hash locks follow pyproject.toml (offline; `make lock` repairs them).
 lint: $(STAMP)
-	$(BIN)/ruff check securexport tests scripts
-	$(BIN)/ruff format --check securexport tests scripts
+	$(BIN)/ruff check securexport tests scripts requirements
+	$(BIN)/ruff format --check securexport tests scripts requirements
 	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/python requirements/locks.py check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -69,4 +115,4 @@ docs-cli: $(STAMP)
 	$(BIN)/python scripts/gen_cli_docs.py > docs/cli.md
 
 clean:
-	rm -rf $(VENV) $(PYCANON_VENV) $(CACHE) demo-output bench-output .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PYCANON_VENV) $(CACHE) $(WHEELHOUSE) build/wheelhouse-dist demo-output bench-output .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -98,7 +98,7 @@ def _is_driver_error(exc: BaseException) -> bool:
         return True
     try:
         import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
+    except ImportError:  # the postgres extra is not installed: no psycopg error can arise
         return False
     return isinstance(exc, psycopg.Error)
 
@@ -517,7 +517,18 @@ def _open_sqlite(url: sa.engine.URL) -> Source:
     return source
 
 
+def _require_psycopg() -> None:
+    """Refuse a PostgreSQL URL, naming the extra, when psycopg (the postgres extra) is absent."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "PostgreSQL support is not installed: pip install 'securexport[postgres]'"
+        ) from None
+
+
 def _open_postgresql(url: sa.engine.URL, timeout_ms: int, password: str | None) -> Source:
+    _require_psycopg()
     ours = f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms} -c TimeZone=UTC"
     theirs = _query_single(url, "options")
     connect_args: dict[str, Any] = {

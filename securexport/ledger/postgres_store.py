@@ -209,6 +209,17 @@ def refuse_password(url: Any) -> None:
         raise UsageError("a password inside the ledger URL is refused", hint=_PG_CREDENTIALS_HINT)
 
 
+def _require_psycopg() -> None:
+    """Refuse a PostgreSQL ledger URL, naming the extra, when psycopg (the postgres extra) is
+    absent (data.source refuses a PostgreSQL source in the same words)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "PostgreSQL support is not installed: pip install 'securexport[postgres]'"
+        ) from None
+
+
 def store_for_url(url: str) -> SqliteStore:
     """The store a ledger URL names: ``postgresql+psycopg://user@host/db`` or ``sqlite:///path``."""
     import sqlalchemy as sa
@@ -244,4 +255,5 @@ def store_for_url(url: str) -> SqliteStore:
         where += ":" + params["port"]
     user = params["user"] + "@" if "user" in params else ""
     display = f"postgresql://{user}{where}/{params.get('dbname', '')}"
+    _require_psycopg()
     return PostgresStore(params, display)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -29,28 +28,10 @@ from typing import Any
 import pytest
 
 from securexport import api
+from tests.support.checkout import REPO, copy_checkout
 from tests.support.cli import CRASH_VAR, SCRYPT_VAR
 
-REPO = Path(__file__).resolve().parents[2]
 SUBPACKAGES = ("cli", "api", "home", "ledger", "bundle", "data", "policy", "_crypto")
-# What a build would pick up from a working checkout besides the source.
-NOT_SOURCE = (
-    ".git",
-    ".venv",
-    ".cache",
-    "__pycache__",
-    "*.pyc",
-    "build",
-    "dist",
-    "*.egg-info",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    ".hypothesis",
-    "htmlcov",
-    "demo-output",
-    "bench-output",
-)
 PIP_TIMEOUT = 300
 
 pytestmark = pytest.mark.xdist_group("wheel")
@@ -107,13 +88,10 @@ def _pip(*args: str) -> None:
 
 
 def _build_wheel(tmp: Path) -> Path:
-    # From a copy: an in-tree build writes build/ and *.egg-info into the checkout, and
-    # setuptools ships whatever a stale build/lib still holds (a deleted module would return).
-    # The copy keeps tests/, scripts/ and docs/ so that the package selection is really tested.
-    # Build isolation fetches setuptools>=77 (pyproject's PEP 639 license string needs it; the
-    # venv's own setuptools may be older), exactly as `make venv`'s `pip install -e .` does.
-    src = tmp / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    # From a copy (tests/support/checkout.py says why).  Build isolation fetches setuptools>=77
+    # (pyproject's PEP 639 license string needs it), as a user's `pip install .` does; make venv
+    # and make wheelhouse build with the locked setuptools instead (tests/system/test_install.py).
+    src = copy_checkout(tmp / "src")
     dist = tmp / "dist"
     _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(src))
     (wheel,) = dist.glob("securexport-*.whl")
