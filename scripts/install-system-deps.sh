@@ -11,6 +11,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
 command -v dbus-run-session >/dev/null 2>&1 || need+=(dbus dbus-daemon)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# Shows the man pages installed with the package (tests/system/test_man.py); `man --version`,
+# not `command -v`: a minimised image may have a stub in its place.
+man --version >/dev/null 2>&1 || need+=(man-db)
 # Traces every write of an export, to show no plaintext is ever written (even to nameless files).
 command -v strace >/dev/null 2>&1 || need+=(strace)
 # Go's archive/zip test archives (hostile and odd ZIPs) for the decrypt path (issue 4).

@@ -78,6 +78,9 @@ _WHERE = {
     "import_revocation": "owner",
     "list_revocations": "owner",
     "revoke": "owner",
+    # the demo database (synthetic data for the README's tour)
+    "DemoDatabase": "demo",
+    "make_demo_db": "demo",
 }
 
 if TYPE_CHECKING:
@@ -97,6 +100,7 @@ if TYPE_CHECKING:
         inspect,
         verify,
     )
+    from securexport.api.demo import DemoDatabase, make_demo_db
     from securexport.api.exporting import ExportResult, export
     from securexport.api.keys import (
         create_identity,
@@ -153,6 +157,7 @@ __all__ = [
     "BreachReport",
     "CosignResult",
     "DecryptResult",
+    "DemoDatabase",
     "EntryDetail",
     "EntrySummary",
     "ExportResult",
@@ -184,6 +189,7 @@ __all__ = [
     "ledger_verify",
     "list_identities",
     "list_revocations",
+    "make_demo_db",
     "plan",
     "public_identity",
     "revoke",

@@ -291,9 +291,9 @@ def cli(
 
 
 def _register() -> None:
-    from securexport.cli import approval, bundle, keys, ledger, owner, trust
+    from securexport.cli import approval, bundle, completion, demo, keys, ledger, owner, trust
 
-    for module in (keys, trust, approval, bundle, ledger, owner):
+    for module in (keys, trust, approval, bundle, ledger, owner, demo, completion):
         module.register(cli)
 
 

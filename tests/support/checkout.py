@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 NOT_SOURCE = (
     ".git",
     ".venv",
+    ".venv-pycanon",
     ".cache",
     "__pycache__",
     "*.pyc",

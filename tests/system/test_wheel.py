@@ -6,133 +6,35 @@ The wheel holds the library and nothing else (no test package, no test hook), an
 documented scrypt cost 2^18 (DESIGN.md) and runs an export to the end.  Those variables are
 read by the suite's own launcher (tests/support/cli_process.py) and nowhere in securexport.
 
-The wheel is built and installed once per module; the tests share one xdist group so that
-``-n 2 --dist loadgroup`` does it once per run.  All of it takes about 20 s on an idle machine:
-the isolated build ~7 s (the same build ``pip install -e .`` does), the offline install of the
-wheel alone ~2 s, two key files at 2^18 and an export.
+The wheel is built and installed once per test process (tests/support/wheel.py, shared with
+test_man.py); the tests share one xdist group so that ``-n 2 --dist loadgroup`` does it once
+per run.  All of it takes about 20 s on an idle machine: the isolated build ~7 s (the same
+build ``pip install -e .`` does), the offline install of the wheel alone ~2 s, two key files
+at 2^18 and an export.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import zipfile
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from securexport import api
-from tests.support.checkout import REPO, copy_checkout
-from tests.support.cli import CRASH_VAR, SCRYPT_VAR
+from tests.support.wheel import REPO, WHEEL_GROUP, Installed, installed_wheel
 
 SUBPACKAGES = ("cli", "api", "home", "ledger", "bundle", "data", "policy", "_crypto")
-PIP_TIMEOUT = 300
 
-pytestmark = pytest.mark.xdist_group("wheel")
-
-
-@dataclass(frozen=True)
-class Installed:
-    wheel: Path
-    venv: Path
-    site_packages: Path
-    outside: Path  # a directory outside the checkout: cwd and $HOME of every run
-
-    @property
-    def python(self) -> Path:
-        return self.venv / "bin" / "python"
-
-    @property
-    def console_script(self) -> Path:
-        return self.venv / "bin" / "securexport"
-
-    def environ(self, **extra: str) -> dict[str, str]:
-        """The caller's environment less anything that could lead Python or the product
-        elsewhere, plus the test hooks the product must ignore, plus ``extra``."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SECUREXPORT_", "PYTHON", "COV_CORE_")) and k != "VIRTUAL_ENV"
-        }
-        env.update({SCRYPT_VAR: "10", CRASH_VAR: "after-count", "HOME": str(self.outside)})
-        env.update(extra)
-        return env
-
-    def run(self, argv: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            argv,
-            cwd=self.outside,
-            env=self.environ(**extra),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-
-
-def _pip(*args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", *args],
-        capture_output=True,
-        text=True,
-        timeout=PIP_TIMEOUT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def _build_wheel(tmp: Path) -> Path:
-    # From a copy (tests/support/checkout.py says why).  Build isolation fetches setuptools>=77
-    # (pyproject's PEP 639 license string needs it), as a user's `pip install .` does; make venv
-    # and make wheelhouse build with the locked setuptools instead (tests/system/test_install.py).
-    src = copy_checkout(tmp / "src")
-    dist = tmp / "dist"
-    _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(src))
-    (wheel,) = dist.glob("securexport-*.whl")
-    return wheel
-
-
-def _runtime_dependency_dirs() -> list[Path]:
-    """Where this interpreter finds securexport's runtime dependencies (its site-packages)."""
-    requires = metadata.requires("securexport") or []
-    names = [re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0] for r in requires if "extra ==" not in r]
-    assert "click" in names, requires
-    dirs = {Path(str(metadata.distribution(name).locate_file(""))).resolve() for name in names}
-    return sorted(dirs)
+pytestmark = pytest.mark.xdist_group(WHEEL_GROUP)
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The wheel, installed alone (``--no-deps --no-index``) into a fresh venv.
-
-    Its dependencies come from this interpreter's site-packages, added by a .pth file: offline
-    and ~2 s, where resolving and installing them again takes ~30 s and tests pip, not us.  A
-    path a .pth adds is not itself a site directory, so the .pth files there (the editable
-    install's finder pointing at the checkout) are never run;
-    test_it_imports_from_the_venv_not_the_checkout proves it.
-    """
-    tmp = tmp_path_factory.mktemp("wheel")
-    wheel = _build_wheel(tmp)
-    venv = tmp / "venv"
-    # venv makes it from the base interpreter (sys._base_executable): none of this venv's
-    # packages are in it, and it needs no ensurepip.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    _pip("--python", str(python), "install", "--quiet", "--no-deps", "--no-index", str(wheel))
-    probe = [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
-    site_packages = Path(subprocess.check_output(probe, text=True).strip())
-    (site_packages / "securexport-test-deps.pth").write_text(
-        "".join(f"{d}\n" for d in _runtime_dependency_dirs())
-    )
-    outside = tmp / "outside"
-    outside.mkdir()
-    return Installed(wheel=wheel, venv=venv, site_packages=site_packages, outside=outside)
+    """The wheel, installed alone into a fresh venv (tests/support/wheel.py)."""
+    return installed_wheel(tmp_path_factory.getbasetemp())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +56,16 @@ def test_the_wheel_holds_the_library_and_nothing_else(installed: Installed) -> N
         assert f"securexport/{sub}/__init__.py" in names, sub
     # Every source file and only those (a stale or generated module would show here).
     assert {n for n in names if n.startswith("securexport/")} == source
-    assert {n.split("/")[0] for n in names} == {"securexport", "securexport-0.1.0.dist-info"}
+    # Besides the package, only the man pages (data files, installed into <prefix>/share).
+    pages = {p.name for p in (REPO / "man" / "man1").glob("*.1")}
+    data = "securexport-0.1.0.data/data/share/man/man1/"
+    assert {n.removeprefix(data) for n in names if n.startswith(data)} == pages
+    assert {n.split("/")[0] for n in names} == {
+        "securexport",
+        "securexport-0.1.0.dist-info",
+        "securexport-0.1.0.data",
+    }
+    assert not [n for n in names if n.startswith("securexport-0.1.0.data/") and data not in n]
     with zipfile.ZipFile(installed.wheel) as wheel:
         entry_points = wheel.read("securexport-0.1.0.dist-info/entry_points.txt").decode()
     assert "securexport = securexport.cli:entry" in entry_points
@@ -165,6 +76,7 @@ def test_no_installed_file_names_a_test_hook(installed: Installed) -> None:
         *installed.site_packages.joinpath("securexport").rglob("*"),
         *installed.site_packages.joinpath("securexport-0.1.0.dist-info").rglob("*"),
         installed.console_script,
+        *installed.venv.joinpath("share", "man").rglob("*"),
     ]
     files = [p for p in files if p.is_file()]
     assert len(files) > 60
