@@ -48,7 +48,13 @@ from securexport.data.entities import ENTITIES, EntityCollector
 from securexport.data.source import BuiltQuery, Source, database_role, open_source
 from securexport.data.spool import scratch_directory
 from securexport.environment import Environment
-from securexport.errors import FileError, KeyUnavailableError, PolicyError, SecurexportError
+from securexport.errors import (
+    FileError,
+    KeyUnavailableError,
+    PolicyError,
+    SecurexportError,
+    UsageError,
+)
 from securexport.fsutil import fsync_file, partial_output, scratch_partial
 from securexport.home.keystore import BackgroundUnlock, KeyStore, PublicIdentity, open_keystore
 from securexport.home.ledger import open_ledger
@@ -222,6 +228,11 @@ def _authorise(
         recipients=[p.age for p in (*approval.recipients, *approval.auditors)],
         error=PolicyError,
     )
+    if str(output) == "-":  # a bundle is written in place (its ZIP is sealed at the end)
+        raise UsageError(
+            "a bundle is written to a file, not to standard output",
+            hint="give a file name: export APPROVAL --source URL --as NAME -o FILE.sxb",
+        )
     if output.exists() or output.is_symlink():
         raise FileError(f"{output} exists already", hint="choose a new output name")
     return _Job(signed, approval_raw, approval_sig, store, me, now, output)

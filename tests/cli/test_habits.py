@@ -321,6 +321,30 @@ def test_decrypt_never_writes_plaintext_to_stdout(
     assert not (tmp_path / "-").exists() and not (tmp_path / "-.partial").exists()
 
 
+def test_export_to_dash_is_refused_not_a_file_named_dash(
+    bundle_world: tuple[World, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle is sealed in place, so `-o -` cannot stream it: refused before any row is read,
+    and no file named `-` (nor its partials) appears."""
+    world, _bundle = bundle_world
+    monkeypatch.chdir(tmp_path)
+    approval = world.write_approval()
+    refused = sx(
+        world.exporter.home.path,
+        "export",
+        str(approval),
+        "--source",
+        world.source_url,
+        "--as",
+        "analyst",
+        "-o",
+        "-",
+        passphrase=Path(world.exporter.passphrase_file or ""),
+    )
+    assert "not to standard output" in assert_one_line_error(refused, 2)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("-")) == []
+
+
 # ------------------------------------------------------------------------ 3. closed pipe
 
 
