@@ -14,7 +14,8 @@ import pytest
 
 from securexport import __version__, errors
 from securexport.cli import cli
-from tests.support.wheel import REPO, WHEEL_GROUP, Installed, installed_wheel
+from tests.support.checkout import REPO
+from tests.support.wheel import WHEEL_GROUP, Installed, installed_wheel
 
 PAGES = REPO / "man" / "man1"
 

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from securexport import api
-from tests.support.wheel import REPO, WHEEL_GROUP, Installed, installed_wheel
+from tests.support.checkout import REPO
+from tests.support.wheel import WHEEL_GROUP, Installed, installed_wheel
 
 SUBPACKAGES = ("cli", "api", "home", "ledger", "bundle", "data", "policy", "_crypto")
 
