@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import pty
 import re
-import select
-import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +27,7 @@ from securexport.cli import cli
 from securexport.environment import Environment
 from securexport.errors import VerificationError
 from securexport.limits import DEFAULT_LIMITS
+from tests.support import terminal
 from tests.support.cli import (
     CLI_PROCESS,
     SCRYPT_VAR,
@@ -90,41 +86,10 @@ _PROMPT = re.compile(rb"[Pp]assphrase to [^:\n]*: |\[y/N\]: ")
 
 
 def run_on_pty(argv: list[str], answers: list[bytes], *, timeout: float = 120.0) -> tuple[int, str]:
-    """``argv`` with a pty as its terminal, answering each prompt with the next of ``answers``
-    (passphrase prompts and y/N confirmations).  Returns (exit code, the terminal transcript)."""
-    pid, master = pty.fork()
-    if pid == 0:  # child: the pty is stdin, stdout, stderr and the controlling terminal
-        try:
-            os.execvp(argv[0], argv)
-        finally:
-            os._exit(127)
-    transcript = bytearray()
-    answered = 0
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                os.kill(pid, signal.SIGKILL)
-                raise TimeoutError(bytes(transcript).decode("utf-8", "replace"))
-            ready, _, _ = select.select([master], [], [], remaining)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            transcript += chunk
-            prompts = len(_PROMPT.findall(bytes(transcript)))
-            while answered < prompts and answered < len(answers):
-                os.write(master, answers[answered] + b"\n")
-                answered += 1
-    finally:
-        os.close(master)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), bytes(transcript).decode("utf-8", "replace")
+    """``argv`` on a pty, answering each passphrase prompt and y/N confirmation with the next of
+    ``answers``.  Returns (exit code, the terminal transcript)."""
+    code, transcript = terminal.run_on_pty(argv, answers, _PROMPT, timeout=timeout)
+    return code, transcript.decode("utf-8", "replace")
 
 
 def _file_env(monkeypatch: pytest.MonkeyPatch, passphrase: Path | None) -> None:

@@ -4,52 +4,22 @@ passphrase prompts are answered through a pseudo-terminal (works headless, no re
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import signal
+import re
 import subprocess
-import time
 from pathlib import Path
+
+from tests.support.terminal import run_on_pty
+
+# Each mention of "passphrase" is one prompt (age says "Enter passphrase:" and so on).
+_PASSPHRASE = re.compile(rb"(?i)passphrase")
 
 
 def run_with_tty(argv: list[str], answer: bytes, *, timeout: float = 60.0) -> tuple[int, bytes]:
-    """Run ``argv`` with a pty as its controlling terminal; answer every passphrase prompt.
+    """Run ``argv`` on a pty, answering every passphrase prompt with ``answer``.
 
     Returns (exit code, everything the program wrote to the terminal).
     """
-    pid, master = pty.fork()
-    if pid == 0:  # child: the pty is already stdin/stdout/stderr and the controlling tty
-        try:
-            os.execvp(argv[0], argv)
-        finally:
-            os._exit(127)
-    transcript = bytearray()
-    answered = 0
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                os.kill(pid, signal.SIGKILL)
-                raise TimeoutError(f"{argv[0]} did not finish: {bytes(transcript)!r}")
-            ready, _, _ = select.select([master], [], [], remaining)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            transcript += chunk
-            if transcript.lower().count(b"passphrase") > answered:
-                answered += 1
-                os.write(master, answer + b"\n")
-    finally:
-        os.close(master)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), bytes(transcript)
+    return run_on_pty(argv, answer, _PASSPHRASE, timeout=timeout)
 
 
 def age_decrypt_with_passphrase(path: Path, passphrase: bytes, out: Path) -> tuple[int, bytes]:
