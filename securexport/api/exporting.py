@@ -27,6 +27,7 @@ from typing import Any
 
 from securexport import __version__
 from securexport._crypto import agefile, sshsig
+from securexport._crypto.ed25519 import SigningKey
 from securexport.api.approvals import load_for_run
 from securexport.bundle.container import (
     APPROVAL,
@@ -45,7 +46,7 @@ from securexport.bundle.container import (
 )
 from securexport.data import parallel, pipeline, transforms
 from securexport.data.entities import ENTITIES, EntityCollector
-from securexport.data.source import BuiltQuery, Source, database_role, open_source
+from securexport.data.source import BuiltQuery, Snapshot, Source, database_role, open_source
 from securexport.data.spool import scratch_directory
 from securexport.environment import Environment
 from securexport.errors import (
@@ -238,7 +239,9 @@ def _authorise(
     return _Job(signed, approval_raw, approval_sig, store, me, now, output)
 
 
-def _unlock_keys(job: _Job, as_name: str) -> tuple[bytes | None, BackgroundUnlock[tuple[Any, Any]]]:
+def _unlock_keys(
+    job: _Job, as_name: str
+) -> tuple[bytes | None, BackgroundUnlock[tuple[SigningKey, SigningKey]]]:
     """The pseudonym key now, checked against the approval; the signing and ledger keys on a
     thread started once the read's worker is forked (see :func:`_read`)."""
     approval, store = job.approval, job.store
@@ -287,11 +290,11 @@ def _read(
     env: Environment,
     job: _Job,
     source: Source,
-    snapshot: Any,
+    snapshot: Snapshot,
     compiled: pipeline.CompiledPlan,
     facts: _SourceFacts,
     people: EntityCollector | None,
-    signing_keys: BackgroundUnlock[Any],
+    signing_keys: BackgroundUnlock[tuple[SigningKey, SigningKey]],
     limits: Limits,
     parallel_min_rows: int | None,
 ) -> pipeline.ReadResult:
@@ -329,8 +332,8 @@ def _write_logged_bundle(
     compiled: pipeline.CompiledPlan,
     read: pipeline.ReadResult,
     people: EntityCollector | None,
-    signing_key: Any,
-    ledger_key: Any,
+    signing_key: SigningKey,
+    ledger_key: SigningKey,
 ) -> tuple[dict[str, Any], Receipt, _Payload]:
     """payload.zip, the signed manifest, the ledger entry and the bundle, each durable before
     the next begins; an entry committed for a bundle that never appears is said so."""
@@ -346,7 +349,7 @@ def _write_logged_bundle(
                 payload = _write_payload(env, job, fd, payload_path, compiled, read, people)
                 manifest = _manifest(job, run, facts, compiled.query, read.counts, payload)
                 attachments = _attachments(job, manifest, people)
-                sign = _manifest_signer(manifest, signing_key)
+                sign = _ManifestSigner(manifest, signing_key)
                 manifest_bytes, manifest_sig = sign(run)
                 env.on_stage("after-manifest-sign")
                 # A concurrent export of this approval may take our run number first: the
@@ -445,7 +448,7 @@ def _attachments(
 class _ManifestSigner:
     """Signs the manifest for a run number; the ledger calls it again to renumber."""
 
-    def __init__(self, manifest: dict[str, Any], key: Any) -> None:
+    def __init__(self, manifest: dict[str, Any], key: SigningKey) -> None:
         self._manifest = manifest
         self._key = key
         self.last = (b"", b"")
@@ -455,10 +458,6 @@ class _ManifestSigner:
         raw = canonical_bytes(self._manifest)
         self.last = (raw, sshsig.sign(self._key, raw, sshsig.NAMESPACE_MANIFEST))
         return self.last
-
-
-def _manifest_signer(manifest: dict[str, Any], key: Any) -> _ManifestSigner:
-    return _ManifestSigner(manifest, key)
 
 
 def _assemble(
